@@ -1,0 +1,235 @@
+"""Run configurations: YAML files validated into typed dataclasses.
+
+A recipe is plain YAML (read with ``yaml.safe_load``; nothing in it is ever evaluated). Unknown keys
+fail with the file, the dotted field and a "did you mean"; wrong types name the field and the type
+expected. ``--set section.key=value`` overrides apply before validation.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from .errors import KdrestoreError
+
+
+class ConfigError(KdrestoreError, ValueError):
+    """A configuration that does not validate; the message names the file and the field."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = "unet-tiny"
+    args: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None  # initialise from this file (safetensors/.pth)
+
+
+@dataclass
+class DatasetConfig:
+    """One data source. ``kind``: synth (clean folder + on-the-fly degradation), paired, builtin."""
+
+    kind: Literal["synth", "paired", "builtin"] = "builtin"
+    path: str | None = None
+    task: Literal["denoise", "derain", "dehaze"] | None = None  # builtin: which degradation
+    degradation: str | None = None  # synth: a kdrestore.degrade name
+    params: dict[str, Any] = field(default_factory=dict)
+    rule: str = "auto"  # paired: pairing rule
+    mode: Literal["rgb", "gray"] | None = None  # None: the data set's default (builtin: per task; else rgb)
+    crop: int | None = 64
+    augment: bool = True
+    limit: int | None = None
+    repeat: int = 1  # a small set seen several times per epoch
+
+
+@dataclass
+class DataConfig:
+    train: DatasetConfig = field(default_factory=DatasetConfig)
+    val: DatasetConfig | None = None
+    num_workers: int = 0
+
+
+@dataclass
+class LossTerm:
+    name: Literal["l1", "charbonnier", "mse", "ssim"] = "l1"
+    weight: float = 1.0
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["adam", "adamw"] = "adam"
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+@dataclass
+class ScheduleConfig:
+    name: Literal["cosine", "step", "constant"] = "cosine"
+    warmup_steps: int = 0
+    min_lr: float = 1e-6
+    step_size: int = 1000  # step schedule
+    gamma: float = 0.5
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 16  # global batch, split across processes under torchrun
+    accum_steps: int = 1
+    grad_clip: float | None = None
+    ema_decay: float | None = None  # e.g. 0.999; validation then uses the EMA weights
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    seed: int = 0
+    device: str = "auto"  # auto: cuda when available, else cpu
+    losses: list[LossTerm] = field(default_factory=lambda: [LossTerm()])
+    log_every: int = 10
+    val_every: int = 200
+    ckpt_every: int = 200
+    keep_checkpoints: int = 2
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    task: Literal["denoise", "derain", "dehaze"] = "denoise"
+    output_dir: str = "runs"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    distill: dict[str, Any] | None = None  # a distillation method and its options
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, where: str, source: str) -> Any:
+    """Check/convert ``value`` against the annotation ``tp``; raise ConfigError naming the field."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, arg, where, source)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{source}: {where}: bad value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{source}: {where} must be one of {list(args)}, got {value!r}{hint}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where, source)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {where} must be a list, got {value!r}")
+        return [_convert(v, args[0], f"{where}[{i}]", source) for i, v in enumerate(value)]
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{source}: {where} must be a list of {len(args)} values, got {value!r}")
+        return tuple(_convert(v, a, f"{where}[{i}]", source) for i, (v, a) in enumerate(zip(value, args)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {where} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):  # YAML reads 2e-4 as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if isinstance(tp, type) and isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(f"{source}: {where} must be {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls: type, data: Any, where: str, source: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {where or 'the top level'} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(names)})"
+            raise ConfigError(f"{source}: unknown key '{dotted}'{hint}")
+        kwargs[key] = _convert(value, hints[key], dotted, source)
+    return cls(**kwargs)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], source: str = "--set") -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML scalars/lists) to a nested dict."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"{source}: expected key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, dict):
+                raise ConfigError(f"{source}: '{key}' goes through a non-mapping field")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None,
+                data: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML recipe (or a dict), apply overrides, validate into a :class:`RunConfig`."""
+    source = str(path) if path else "<config>"
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    data = apply_overrides(dict(data or {}), overrides or [])
+    return _build(RunConfig, data, "", source)
+
+
+def config_differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain config dicts."""
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        dotted = f"{prefix}{key}"
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            diffs += config_differences(va, vb, dotted + ".")
+        elif va != vb:
+            diffs.append(f"{dotted}: {va!r} -> {vb!r}")
+    return diffs

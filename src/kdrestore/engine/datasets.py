@@ -1,0 +1,85 @@
+"""Data sets of a recipe, and the keyed wrapper that makes every sample a function of (seed, epoch, index)."""
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from ..config import DatasetConfig
+from ..data import PairedDataset, SynthDataset, builtin_dataset, list_images
+from ..errors import KdrestoreError
+
+# task -> (degradation, params) used by a ``synth`` data set that names none
+TASK_DEGRADATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "denoise": ("awgn", {"sigma": 25.0}),
+    "derain": ("rain-heavy", {}),
+    "dehaze": ("haze", {}),
+}
+
+
+def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> Dataset:
+    """A data set from a recipe section; fails before training when a path holds no images."""
+    section = "data.train" if train else "data.val"
+    augment = cfg.augment and train
+    if cfg.kind == "builtin":
+        ds: Dataset = builtin_dataset(cfg.task or task, split="train" if train else "test",  # type: ignore[arg-type]
+                                      params=cfg.params or None, mode=cfg.mode,
+                                      crop=cfg.crop, augment=augment, limit=cfg.limit, seed=seed, fixed=not train)
+    elif cfg.path is None:
+        raise KdrestoreError(f"{section}.path is required for a '{cfg.kind}' data set")
+    elif cfg.kind == "synth":
+        if not list_images(cfg.path):
+            raise KdrestoreError(f"{section}.path: no images found in {cfg.path}")
+        name, defaults = (cfg.degradation, {}) if cfg.degradation else TASK_DEGRADATIONS[cfg.task or task]
+        ds = SynthDataset(cfg.path, name, {**defaults, **cfg.params}, mode=cfg.mode or "rgb", crop=cfg.crop,
+                          augment=augment, limit=cfg.limit, seed=seed, fixed=not train)
+    else:
+        ds = PairedDataset(cfg.path, rule=cfg.rule, mode=cfg.mode or "rgb", crop=cfg.crop, augment=augment, limit=cfg.limit)
+    if len(ds) == 0:  # type: ignore[arg-type]
+        raise KdrestoreError(f"{section}: the data set is empty ({cfg.kind} {cfg.path or ''})")
+    return Repeated(ds, cfg.repeat) if cfg.repeat > 1 else ds
+
+
+class Repeated(Dataset):
+    """A small data set seen ``times`` times per epoch."""
+
+    def __init__(self, base: Dataset, times: int) -> None:
+        self.base, self.times = base, times
+
+    def __len__(self) -> int:
+        return len(self.base) * self.times  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        return self.base[index % len(self.base)]  # type: ignore[arg-type]
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
+
+
+class KeyedDataset(Dataset):
+    """Index by ``(epoch, index)``: the sample's randomness depends on those and the seed only.
+
+    Data sets with ``set_epoch`` (synthesis) get it; for the others torch's global generator is
+    seeded from the key inside a forked RNG scope (random crops/flips of paired data), so batches are
+    the same with any number of worker processes and after a resume.
+    """
+
+    def __init__(self, base: Dataset, seed: int) -> None:
+        self.base, self.seed = base, seed
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(zlib.crc32(f"{self.seed}/{epoch}/{index}".encode()))
+            item = self.base[index]
+        item = dict(item)
+        item.pop("params", None)  # per-sample degradation parameters vary in keys; not collated
+        return item

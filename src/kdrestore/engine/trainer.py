@@ -1,0 +1,243 @@
+"""The one training loop: every recipe and every distillation method runs through :class:`Trainer`."""
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..config import RunConfig, config_differences
+from ..errors import KdrestoreError
+from ..evaluate.metrics import TASK_CONVENTIONS, prepare, psnr_tensor, ssim_tensor
+from ..evaluate.profile import count_macs, count_params
+from ..fsutil import atomic_write_json, atomic_write_text
+from ..models.registry import build_model
+from ..models.weights import load_weights
+from . import ddp
+from .checkpoint import CheckpointManager, rng_state, set_rng_state
+from .datasets import KeyedDataset, build_dataset
+from .ema import EMA
+from .logger import RunLogger
+from .method import Method, Supervised
+from .optim import build_optimizer, build_scheduler
+from .sampler import GlobalBatchSampler
+
+# keys that may change when a run is resumed (extending a run, moving it, logging more often)
+RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.val_every", "train.ckpt_every",
+                     "train.device", "output_dir", "data.num_workers", "train.keep_checkpoints")
+
+
+class TrainingDiverged(KdrestoreError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Trainer:
+    """Train ``cfg.model`` with ``method`` (supervised by default) into ``run_dir``."""
+
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, *, method: Method | None = None,
+                 resume: bool = False, progress: bool = True) -> None:
+        self.cfg, self.run_dir, self.resume = cfg, Path(run_dir), resume
+        t = cfg.train
+        kind = "cuda" if t.device == "auto" and torch.cuda.is_available() else (t.device if t.device != "auto" else "cpu")
+        self.dist = ddp.setup(kind.split(":")[0])
+        self.device = torch.device(f"cuda:{self.dist.local_rank}" if kind == "cuda" and self.dist.enabled else kind)
+        if t.amp == "fp16" and self.device.type != "cuda":
+            raise KdrestoreError("train.amp: fp16 needs CUDA; use bf16 on the CPU")
+        if t.batch_size % (t.accum_steps * self.dist.world_size):
+            raise KdrestoreError(f"train.batch_size {t.batch_size} must be divisible by accum_steps x processes "
+                                 f"({t.accum_steps} x {self.dist.world_size})")
+        self.progress = progress and self.dist.is_main
+        torch.manual_seed(t.seed)
+        self.train_set = build_dataset(cfg.data.train, cfg.task, train=True, seed=t.seed)
+        self.val_set = build_dataset(cfg.data.val, cfg.task, train=False, seed=t.seed) if cfg.data.val else None
+
+        self.model = build_model(cfg.model.name, **cfg.model.args).to(self.device)
+        if cfg.model.weights:
+            load_weights(self.model, cfg.model.weights)
+        self.method = method or Supervised(cfg)
+        self.method.setup(self.model, self.device)
+        self.extra = self.method.trainable().to(self.device)
+        params = list(self.model.parameters()) + list(self.extra.parameters())
+        self.optimizer = build_optimizer(cfg.optim, params)
+        self.scheduler = build_scheduler(cfg.schedule, self.optimizer, t.steps)
+        self.ema = EMA(self.model, t.ema_decay) if t.ema_decay else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=t.amp == "fp16")
+        self.ckpt = CheckpointManager(self.run_dir, keep=t.keep_checkpoints)
+        self.step, self.best = 0, -math.inf
+        if resume:
+            self._resume()
+        elif self.dist.is_main and self.ckpt.latest() is not None:
+            raise KdrestoreError(f"{self.run_dir} already holds a run: pass --resume, or choose another name")
+        self.net: nn.Module = (DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                               if self.dist.enabled else self.model)
+
+    # ---- set-up helpers -------------------------------------------------------------------------
+    def _training_state(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "extra": self.extra.state_dict(), "rng": rng_state()}
+
+    def _resume(self) -> None:
+        saved_cfg = self.run_dir / "config.yaml"
+        latest = self.ckpt.latest()
+        if latest is None or not saved_cfg.is_file():
+            raise KdrestoreError(f"nothing to resume in {self.run_dir}: no checkpoint found")
+        old = yaml.safe_load(saved_cfg.read_text())
+        diffs = [d for d in config_differences(old, self.cfg.to_dict()) if not d.startswith(RESUMABLE_CHANGES)]
+        if diffs:
+            raise KdrestoreError(f"refusing to resume {self.run_dir} with a different config: " + "; ".join(diffs))
+        self.model.load_state_dict(latest.model_weights())
+        state = latest.state()
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.extra.load_state_dict(state["extra"])
+        if self.ema is not None:
+            self.ema.shadow.load_state_dict(latest.model_weights(ema=True))
+        set_rng_state(state["rng"])
+        self.step = latest.step
+        self.best = self.ckpt.best_metric() or -math.inf
+
+    def _loader(self, micro_batch: int) -> DataLoader:
+        sampler = GlobalBatchSampler(len(self.train_set), micro_batch * self.dist.world_size, self.cfg.train.seed,
+                                     self.dist.rank, self.dist.world_size,
+                                     start_batch=self.step * self.cfg.train.accum_steps)
+        return DataLoader(KeyedDataset(self.train_set, self.cfg.train.seed), batch_sampler=sampler,
+                          num_workers=self.cfg.data.num_workers, persistent_workers=self.cfg.data.num_workers > 0)
+
+    def _autocast(self) -> Any:
+        amp = self.cfg.train.amp
+        if amp == "none":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+    # ---- the loop -------------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        """Train to ``train.steps``; returns (and writes to ``final_metrics.json``) the final scores."""
+        t = self.cfg.train
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+        logger = RunLogger(self.run_dir, resume_step=self.step if self.resume else None) if self.dist.is_main else None
+        micro = t.batch_size // (t.accum_steps * self.dist.world_size)
+        batches = iter(self._loader(micro))
+        bar = tqdm(total=t.steps, initial=self.step, desc=self.cfg.name, disable=not self.progress, dynamic_ncols=True)
+        start_step, start_time = self.step, time.perf_counter()
+        self.model.train()
+        while self.step < t.steps:
+            step_start = time.perf_counter()
+            self.optimizer.zero_grad(set_to_none=True)
+            terms_sum: dict[str, float] = {}
+            bad = False
+            for micro_i in range(t.accum_steps):
+                batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in next(batches).items()}
+                sync = nullcontext() if micro_i == t.accum_steps - 1 or not self.dist.enabled else self.net.no_sync()
+                with sync:
+                    with self._autocast():
+                        out = self.method.forward(self.net, batch)
+                    terms = self.method.losses(batch, out.float(), self.step)
+                    loss = sum(terms.values()) / t.accum_steps
+                    bad |= not bool(torch.isfinite(loss))
+                    self.scaler.scale(loss).backward()
+                for k, v in terms.items():
+                    terms_sum[k] = terms_sum.get(k, 0.0) + float(v.detach()) / t.accum_steps
+            if ddp.broadcast_flag(bad, self.device):
+                self._diverged(logger, terms_sum)
+            if t.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(list(self.model.parameters()) + list(self.extra.parameters()), t.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
+            self.step += 1
+            bar.update(1)
+            if self.step % t.log_every == 0 or self.step == t.steps:
+                self._log(logger, bar, terms_sum, t.batch_size / (time.perf_counter() - step_start))
+            if self.val_set is not None and (self.step % t.val_every == 0 or self.step == t.steps):
+                self._validate(logger)
+            if self.step % t.ckpt_every == 0 or self.step == t.steps:
+                self._save()
+        bar.close()
+        wall = time.perf_counter() - start_time
+        return self._finish(logger, wall, self.step - start_step)
+
+    def _log(self, logger: RunLogger | None, bar: tqdm, terms: dict[str, float], rate: float) -> None:
+        """Log the loss terms averaged over all processes (every process takes part in the reduction)."""
+        keys = sorted(terms)
+        mean = [v / self.dist.world_size for v in ddp.all_reduce_sum([terms[k] for k in keys], self.device)]
+        if logger:
+            values = {"loss": sum(mean), **dict(zip(keys, mean)), "lr": self.optimizer.param_groups[0]["lr"],
+                      "samples_per_s": rate}
+            logger.log(self.step, values)
+            bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{values['lr']:.1e}", sps=f"{rate:.1f}")
+
+    def _diverged(self, logger: RunLogger | None, terms: dict[str, float]) -> None:
+        msg = (f"loss is not finite at step {self.step + 1} ({', '.join(f'{k}={v}' for k, v in terms.items())}); "
+               f"stopped; the last good checkpoint in {self.ckpt.root} is kept")
+        if logger:
+            logger.log(self.step + 1, {"diverged": 1.0, **terms})
+            logger.close()
+        raise TrainingDiverged(msg)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """PSNR/SSIM of the (EMA) model on the validation set, shared across processes."""
+        model = self.ema.shadow if self.ema is not None else self.model
+        model.eval()
+        conv = TASK_CONVENTIONS[self.cfg.task]
+        sums = [0.0, 0.0, 0.0]
+        for i in range(self.dist.rank, len(self.val_set), self.dist.world_size):
+            sample = self.val_set[i]
+            out = model(sample["input"][None].to(self.device)).float()
+            p, t = prepare(out.cpu(), sample["target"][None], conv)
+            sums[0] += float(psnr_tensor(p, t)[0])
+            sums[1] += float(ssim_tensor(p, t)[0]) if min(p.shape[-2:]) >= 11 else math.nan
+            sums[2] += 1
+        self.model.train()
+        total = ddp.all_reduce_sum(sums, self.device)
+        return {"val_psnr": total[0] / max(total[2], 1), "val_ssim": total[1] / max(total[2], 1),
+                "val_images": int(total[2])}
+
+    def _validate(self, logger: RunLogger | None) -> None:
+        metrics = self.evaluate()
+        self.last_val = metrics
+        if logger:
+            logger.log(self.step, metrics)
+        if metrics["val_psnr"] > self.best:
+            self.best = metrics["val_psnr"]
+            self._save(best=True)
+
+    def _save(self, best: bool = False) -> None:
+        if self.dist.is_main:
+            meta = {"name": self.cfg.name, "model": self.cfg.model.name, "model_args": self.cfg.model.args,
+                    "val": getattr(self, "last_val", None)}
+            self.ckpt.save(self.step, self.model, self._training_state(), meta,
+                           ema=self.ema.shadow if self.ema else None, best_metric=self.best if best else None)
+        ddp.barrier()
+
+    def _finish(self, logger: RunLogger | None, wall: float, steps: int) -> dict[str, Any]:
+        final: dict[str, Any] = {"name": self.cfg.name, "model": self.cfg.model.name, "steps": self.step,
+                                 "params": count_params(self.model), "wall_s_this_session": wall,
+                                 "samples_per_s": steps * self.cfg.train.batch_size / wall if wall > 0 else None,
+                                 "processes": self.dist.world_size, "device": str(self.device),
+                                 "convention": TASK_CONVENTIONS[self.cfg.task].to_dict()}
+        if self.val_set is not None:
+            final.update(getattr(self, "last_val", None) or self.evaluate())
+            final["best_val_psnr"] = self.best
+            shape = tuple(self.val_set[0]["input"].shape)
+            final["macs"] = count_macs(self.model, (1, *shape))
+            final["macs_input_shape"] = [1, *shape]
+        if self.dist.is_main:
+            atomic_write_json(self.run_dir / "final_metrics.json", final)
+        if logger:
+            logger.close()
+        return final

@@ -1,0 +1,138 @@
+"""NAFNet, the CNN teacher (Chen, Chu, Zhang, Sun, "Simple Baselines for Image Restoration", ECCV 2022).
+
+Published design, written from the paper: a U-Net of NAFBlocks, no nonlinear activations.
+NAFBlock: ``y = x + beta * conv3(SCA(SimpleGate(dwconv3x3(conv1(LN(x))))))`` then
+``out = y + gamma * conv5(SimpleGate(conv4(LN(y))))``, where SimpleGate splits the channels in two
+halves and multiplies them, SCA (simplified channel attention) multiplies by a 1x1 conv of the global
+average, LN is LayerNorm over channels, and ``beta``/``gamma`` are learnable per-channel scales
+initialised to zero. Encoder levels end in a 2x2 stride-2 conv (channels x2), decoder levels start with
+a 1x1 conv + pixel-shuffle (channels /2) and add the skip; a 3x3 conv in and out, global residual.
+
+Ours: LayerNorm is written out with mean/var (the authors' code uses a custom autograd function) so
+the model exports to ONNX; attribute names follow the authors' released layout (``intro``, ``encoders``,
+``downs``, ``middle_blks``, ``ups``, ``decoders``, ``ending``, ``sca.1``, ``beta``/``gamma``), so their
+state dicts are expected to load unchanged (not checked against released weights here).
+Paper configs: SIDD width 32, enc [2,2,4,8], middle 12, dec [2,2,2,2]; GoPro width 32, enc [1,1,1,28],
+middle 1, dec [1,1,1,1]. Our ``nafnet`` default is a lighter width 32, enc [1,1,1,8], middle 1,
+dec [1,1,1,1]; pass ``enc_blocks`` etc. for the paper's. Inputs are padded to ``2 ** len(enc_blocks)``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .common import crop_to, pad_to_multiple
+from .registry import register_model
+
+_PUBLISHED = {"text": "Chen et al., 'Simple Baselines for Image Restoration' (NAFNet), ECCV 2022; "
+                      "default block counts are lighter than the paper's (ours)"}
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channels of a ``B x C x H x W`` map, written with mean and (biased) variance."""
+
+    def __init__(self, channels: int, eps: float = 1e-6, bias: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        mu = x.mean(1, keepdim=True)
+        var = (x - mu).pow(2).mean(1, keepdim=True)
+        y = (x - mu) / torch.sqrt(var + self.eps) * self.weight.view(1, -1, 1, 1)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+
+class SimpleGate(nn.Module):
+    """Split the channels in two halves and multiply them."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        a, b = x.chunk(2, dim=1)
+        return a * b
+
+
+class NAFBlock(nn.Module):
+    """Mixer (LN, 1x1, dw 3x3, SimpleGate, SCA, 1x1) and FFN (LN, 1x1, SimpleGate, 1x1), scaled residuals."""
+
+    def __init__(self, c: int, dw_expand: int = 2, ffn_expand: int = 2) -> None:
+        super().__init__()
+        dw = c * dw_expand
+        self.norm1 = LayerNorm2d(c)
+        self.conv1 = nn.Conv2d(c, dw, 1)
+        self.conv2 = nn.Conv2d(dw, dw, 3, padding=1, groups=dw)
+        self.sg = SimpleGate()
+        self.sca = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(dw // 2, dw // 2, 1))
+        self.conv3 = nn.Conv2d(dw // 2, c, 1)
+        ffn = c * ffn_expand
+        self.norm2 = LayerNorm2d(c)
+        self.conv4 = nn.Conv2d(c, ffn, 1)
+        self.conv5 = nn.Conv2d(ffn // 2, c, 1)
+        self.beta = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.gamma = nn.Parameter(torch.zeros(1, c, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.sg(self.conv2(self.conv1(self.norm1(x))))
+        y = x + self.conv3(h * self.sca(h)) * self.beta
+        return y + self.conv5(self.sg(self.conv4(self.norm2(y)))) * self.gamma
+
+
+def _blocks(c: int, n: int) -> nn.Sequential:
+    return nn.Sequential(*[NAFBlock(c) for _ in range(n)])
+
+
+class NAFNet(nn.Module):
+    """NAFNet U-Net; ``out = x + ending(decoder features)``."""
+
+    def __init__(self, in_channels: int = 3, width: int = 32, enc_blocks: Sequence[int] = (1, 1, 1, 8),
+                 middle_blocks: int = 1, dec_blocks: Sequence[int] = (1, 1, 1, 1)) -> None:
+        super().__init__()
+        if len(enc_blocks) != len(dec_blocks):
+            raise ValueError("enc_blocks and dec_blocks must have the same length")
+        self.multiple = 2 ** len(enc_blocks)
+        self.intro = nn.Conv2d(in_channels, width, 3, padding=1)
+        self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
+        ch = width
+        for n in enc_blocks:
+            self.encoders.append(_blocks(ch, n))
+            self.downs.append(nn.Conv2d(ch, 2 * ch, 2, stride=2))
+            ch *= 2
+        self.middle_blks = _blocks(ch, middle_blocks)
+        self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
+        for n in dec_blocks:
+            self.ups.append(nn.Sequential(nn.Conv2d(ch, 2 * ch, 1, bias=False), nn.PixelShuffle(2)))
+            ch //= 2
+            self.decoders.append(_blocks(ch, n))
+        self.ending = nn.Conv2d(width, in_channels, 3, padding=1)
+        k = len(enc_blocks)
+        self.feature_points: list[str] = [f"encoders.{i}" for i in range(k)] + ["middle_blks"] + \
+            [f"decoders.{i}" for i in range(k)]
+
+    def forward(self, x: Tensor) -> Tensor:
+        xp, size = pad_to_multiple(x, self.multiple)
+        f = self.intro(xp)
+        skips = []
+        for enc, down in zip(self.encoders, self.downs):
+            f = enc(f)
+            skips.append(f)
+            f = down(f)
+        f = self.middle_blks(f)
+        for up, dec, skip in zip(self.ups, self.decoders, reversed(skips)):
+            f = dec(up(f) + skip)
+        return crop_to(xp + self.ending(f), size)
+
+
+@register_model("nafnet", task="any", family="teacher", channels=3, published=_PUBLISHED)
+def nafnet(in_channels: int = 3, width: int = 32, enc_blocks: Sequence[int] = (1, 1, 1, 8),
+           middle_blocks: int = 1, dec_blocks: Sequence[int] = (1, 1, 1, 1)) -> NAFNet:
+    """NAFNet teacher, width 32, enc [1,1,1,8], middle 1, dec [1,1,1,1]."""
+    return NAFNet(in_channels, width, enc_blocks, middle_blocks, dec_blocks)
+
+
+@register_model("nafnet-tiny", task="any", family="teacher", channels=3, published=_PUBLISHED)
+def nafnet_tiny(in_channels: int = 3, width: int = 16, enc_blocks: Sequence[int] = (1, 1, 1),
+                middle_blocks: int = 1, dec_blocks: Sequence[int] = (1, 1, 1)) -> NAFNet:
+    """CPU-sized NAFNet teacher, width 16, enc [1,1,1], middle 1, dec [1,1,1]."""
+    return NAFNet(in_channels, width, enc_blocks, middle_blocks, dec_blocks)
