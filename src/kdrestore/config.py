@@ -211,15 +211,46 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
     """Read a YAML recipe (or a dict), apply overrides, validate into a :class:`RunConfig`."""
     source = str(path) if path else "<config>"
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+        data = read_recipe(Path(path))
     data = apply_overrides(dict(data or {}), overrides or [])
-    return _build(RunConfig, data, "", source)
+    cfg = _build(RunConfig, data, "", source)
+    for section, ds in (("data.train", cfg.data.train), ("data.val", cfg.data.val)):
+        if ds is not None and ds.path is not None:
+            ds.path = _expand(ds.path, f"{source}: {section}.path")
+    return cfg
+
+
+def read_recipe(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML recipe; a top-level ``base: other.yaml`` (relative to the file) is merged under it."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}" + (f" (base of {_seen[-1]})" if _seen else ""))
+    if path.resolve() in _seen:
+        raise ConfigError(f"{path}: 'base' chain loops back to itself")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe must be a mapping of sections")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    return _merge(read_recipe(path.parent / str(base), (*_seen, path.resolve())), data)
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _expand(value: str, where: str) -> str:
+    """Expand ``$VAR``/``${VAR}`` (e.g. ``${KDRESTORE_DATA}``); an unset variable is an error."""
+    expanded = os.path.expandvars(value)
+    if "$" in expanded:
+        raise ConfigError(f"{where}: environment variable in {value!r} is not set")
+    return expanded
 
 
 def config_differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:

@@ -96,7 +96,7 @@ def evaluate(
         if limit is not None and len(result.images) >= limit:
             break
         if isinstance(sample, Exception) or sample is None:
-            result.failed.append((getattr(sample, "filename", "?"), str(sample)))
+            result.failed.append((str(getattr(sample, "path", "?")), str(sample)))
             continue
         x, y = sample["input"], sample["target"]
         if not result.macs_shape:

@@ -45,7 +45,8 @@ class AODNet(nn.Module):
                 published={"dataset": "SOTS-indoor", "metric": "psnr/ssim (RGB)", "value": 19.06, "ssim": 0.850,
                            "convention": "full 500-image SOTS indoor set, RGB; number of the original Caffe "
                                          "model as reported by the RESIDE benchmark (Li et al. TIP 2019)",
-                           "source": "Li et al. ICCV 2017 / RESIDE benchmark"})
+                           "source": "Li et al. ICCV 2017 / RESIDE benchmark",
+                           "text": "SOTS-indoor RGB PSNR/SSIM 19.06/0.850 (RESIDE benchmark, Caffe model)"})
 def aodnet() -> AODNet:
     """AOD-Net (1,761 params)."""
     return AODNet()

@@ -90,7 +90,8 @@ class DarkChannelPrior(nn.Module):
 @register_model("dcp", task="dehaze", family="classical", channels=3,
                 published={"dataset": "SOTS-indoor", "metric": "psnr/ssim (RGB)", "value": 16.62, "ssim": 0.818,
                            "convention": "full 500-image SOTS indoor set, RGB (RESIDE benchmark, Li et al. TIP 2019)",
-                           "source": "He et al. CVPR 2009 / TPAMI 2011"})
+                           "source": "He et al. CVPR 2009 / TPAMI 2011",
+                           "text": "SOTS-indoor RGB PSNR/SSIM 16.62/0.818 (RESIDE benchmark)"})
 def dcp(airlight: str = "max") -> DarkChannelPrior:
     """Dark channel prior dehazing with guided-filter refinement (no parameters)."""
     return DarkChannelPrior(airlight=airlight)

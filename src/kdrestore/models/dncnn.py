@@ -65,7 +65,8 @@ class DnCNNFolded(nn.Module):
 
 def _pub(sigma: int, psnr: float, note: str = "") -> dict[str, object]:
     d: dict[str, object] = {"dataset": "Set12", "sigma": sigma, "metric": "psnr", "value": psnr,
-                            "convention": _SET12, "source": "Zhang et al. TIP 2017"}
+                            "convention": _SET12, "source": "Zhang et al. TIP 2017",
+                            "text": f"Set12 sigma={sigma} PSNR {psnr:.2f} (Zhang et al. TIP 2017)"}
     if note:
         d["note"] = note
     return d

@@ -77,7 +77,7 @@ _CONV = "AWGN (float, unclipped), sigma map set to the true sigma, PSNR on clipp
                 peer_weights="FFDNet/net_gray.pth",
                 published={"dataset": "Set12", "sigma": 25, "metric": "psnr", "value": 30.43,
                            "by_sigma": {15: 32.75, 25: 30.43, 50: 27.32}, "convention": _CONV,
-                           "source": "Zhang et al. TIP 2018"})
+                           "source": "Zhang et al. TIP 2018", "text": "Set12 sigma=25 PSNR 30.43 (Zhang et al. TIP 2018)"})
 def ffdnet_gray(sigma: float = 25.0) -> FFDNet:
     """FFDNet for gray images (15 layers, 64 ch, 486,080 params)."""
     return FFDNet(1, sigma)
@@ -87,7 +87,7 @@ def ffdnet_gray(sigma: float = 25.0) -> FFDNet:
                 peer_weights="FFDNet/net_rgb.pth",
                 published={"dataset": "CBSD68", "sigma": 25, "metric": "psnr", "value": 31.21,
                            "by_sigma": {15: 33.87, 25: 31.21, 50: 27.96}, "convention": _CONV,
-                           "source": "Zhang et al. TIP 2018"})
+                           "source": "Zhang et al. TIP 2018", "text": "CBSD68 sigma=25 PSNR 31.21 (Zhang et al. TIP 2018)"})
 def ffdnet_rgb(sigma: float = 25.0) -> FFDNet:
     """FFDNet for color images (12 layers, 96 ch, 854,688 params)."""
     return FFDNet(3, sigma)

@@ -116,7 +116,8 @@ class GCANet(nn.Module):
 @register_model("gcanet", task="dehaze", family="peer", channels=3,
                 peer_weights="GCANet/wacv_gcanet_dehaze.pth",
                 published={"dataset": "SOTS-indoor", "metric": "psnr/ssim (RGB)", "value": 30.23, "ssim": 0.980,
-                           "convention": "full 500-image SOTS indoor set, RGB", "source": "Chen et al. WACV 2019"})
+                           "convention": "full 500-image SOTS indoor set, RGB", "source": "Chen et al. WACV 2019",
+                           "text": "SOTS-indoor RGB PSNR/SSIM 30.23/0.980 (Chen et al. WACV 2019)"})
 def gcanet() -> GCANet:
     """GCANet for dehazing (702,818 params)."""
     return GCANet()

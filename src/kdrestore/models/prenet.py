@@ -65,7 +65,7 @@ class PReNet(nn.Module):
 def _pub(psnr: float, ssim: float) -> dict[str, object]:
     return {"dataset": "Rain100H", "metric": "psnr/ssim (Y channel, BT.601)", "value": psnr, "ssim": ssim,
             "convention": "output rounded to uint8, PSNR/SSIM on the Y channel; 481x321 originals",
-            "source": "Ren et al. CVPR 2019"}
+            "source": "Ren et al. CVPR 2019", "text": f"Rain100H Y PSNR/SSIM {psnr:.2f}/{ssim:.3f} (Ren et al. CVPR 2019)"}
 
 
 @register_model("prenet6", task="derain", family="peer", channels=3,
