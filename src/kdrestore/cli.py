@@ -75,6 +75,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise SystemExit("kdrestore train: give a CONFIG file, or --resume RUN_DIR")
     config = args.config or str(Path(args.resume) / "config.yaml")
     cfg = load_config(config, args.set)
+    if args.command == "distill" and not cfg.distill:
+        raise SystemExit(f"kdrestore distill: {config} has no 'distill' section (use 'kdrestore train')")
     run_dir = Path(args.resume or args.run_dir or Path(cfg.output_dir) / cfg.name)
     final = Trainer(cfg, run_dir, resume=args.resume is not None, progress=not args.quiet).fit()
     if "val_psnr" in final:
@@ -145,13 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_degrade)
 
-    p = sub.add_parser("train", help="train a model from a YAML recipe (also under torchrun)")
-    p.add_argument("config", nargs="?", help="YAML recipe (optional with --resume: the run's own config)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    p.add_argument("--run-dir", help="where to write the run (default: OUTPUT_DIR/NAME of the recipe)")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_cmd_train)
+    for name, text in (("train", "train a model from a YAML recipe (also under torchrun)"),
+                       ("distill", "distill a student from teachers with a recipe's 'distill' section")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("config", nargs="?", help="YAML recipe (optional with --resume: the run's own config)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
+        p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+        p.add_argument("--run-dir", help="where to write the run (default: OUTPUT_DIR/NAME of the recipe)")
+        p.add_argument("--quiet", action="store_true")
+        p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("demo", help="degrade the built-in images, restore them, print scores, write a picture")
     p.add_argument("-o", "--output", default="kdrestore-demo")

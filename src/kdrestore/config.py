@@ -145,7 +145,7 @@ def _convert(value: Any, tp: Any, where: str, source: str) -> Any:
             raise ConfigError(f"{source}: {where} must be one of {list(args)}, got {value!r}{hint}")
         return value
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where, source)
+        return build_section(tp, value, where, source)
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{source}: {where} must be a list, got {value!r}")
@@ -170,7 +170,8 @@ def _convert(value: Any, tp: Any, where: str, source: str) -> Any:
     raise ConfigError(f"{source}: {where} must be {_type_name(tp)}, got {value!r}")
 
 
-def _build(cls: type, data: Any, where: str, source: str) -> Any:
+def build_section(cls: type, data: Any, where: str, source: str = "<config>") -> Any:
+    """Validate a mapping into the dataclass ``cls``; errors name ``source`` and the dotted field."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -213,7 +214,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
     if path is not None:
         data = read_recipe(Path(path))
     data = apply_overrides(dict(data or {}), overrides or [])
-    cfg = _build(RunConfig, data, "", source)
+    cfg = build_section(RunConfig, data, "", source)
     for section, ds in (("data.train", cfg.data.train), ("data.val", cfg.data.val)):
         if ds is not None and ds.path is not None:
             ds.path = _expand(ds.path, f"{source}: {section}.path")

@@ -81,5 +81,6 @@ class KeyedDataset(Dataset):
             torch.manual_seed(zlib.crc32(f"{self.seed}/{epoch}/{index}".encode()))
             item = self.base[index]
         item = dict(item)
-        item.pop("params", None)  # per-sample degradation parameters vary in keys; not collated
+        params = item.pop("params", None) or {}  # per-sample parameters vary in keys: not collated
+        item["degradation"] = str(params.get("degradation", ""))  # lets a teacher supervise one kind
         return item

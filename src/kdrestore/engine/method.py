@@ -21,8 +21,9 @@ class Method:
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
 
-    def setup(self, student: nn.Module, device: Any) -> None:
-        """Called once with the (unwrapped) student before training (build teachers, adapters...)."""
+    def setup(self, student: nn.Module, device: Any, example: dict[str, Any]) -> None:
+        """Called once before training with the unwrapped student and one training sample
+        (``example['input']`` is C x H x W): build teachers, hooks and adapters here."""
 
     def trainable(self) -> nn.ModuleDict:
         """Extra modules optimised with the student (adapters, projectors); saved with checkpoints."""
@@ -37,3 +38,12 @@ class Method:
 
 class Supervised(Method):
     """Student trained on ground truth with the recipe's pixel losses."""
+
+
+def build_method(cfg: RunConfig) -> Method:
+    """The recipe's method: supervised without a ``distill`` section, else the named distillation method."""
+    if not cfg.distill:
+        return Supervised(cfg)
+    from ..distill.methods import METHODS
+
+    return METHODS.get(str(cfg.distill.get("method", "kd")))(cfg)

@@ -26,7 +26,7 @@ from .checkpoint import CheckpointManager, rng_state, set_rng_state
 from .datasets import KeyedDataset, build_dataset
 from .ema import EMA
 from .logger import RunLogger
-from .method import Method, Supervised
+from .method import Method, build_method
 from .optim import build_optimizer, build_scheduler
 from .sampler import GlobalBatchSampler
 
@@ -62,13 +62,13 @@ class Trainer:
         self.model = build_model(cfg.model.name, **cfg.model.args).to(self.device)
         if cfg.model.weights:
             load_weights(self.model, cfg.model.weights)
-        self.method = method or Supervised(cfg)
-        self.method.setup(self.model, self.device)
+        self.ema = EMA(self.model, t.ema_decay) if t.ema_decay else None
+        self.method = method or build_method(cfg)
+        self.method.setup(self.model, self.device, self.train_set[0])
         self.extra = self.method.trainable().to(self.device)
         params = list(self.model.parameters()) + list(self.extra.parameters())
         self.optimizer = build_optimizer(cfg.optim, params)
         self.scheduler = build_scheduler(cfg.schedule, self.optimizer, t.steps)
-        self.ema = EMA(self.model, t.ema_decay) if t.ema_decay else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=t.amp == "fp16")
         self.ckpt = CheckpointManager(self.run_dir, keep=t.keep_checkpoints)
         self.step, self.best = 0, -math.inf
@@ -150,6 +150,7 @@ class Trainer:
                     terms_sum[k] = terms_sum.get(k, 0.0) + float(v.detach()) / t.accum_steps
             if ddp.broadcast_flag(bad, self.device):
                 self._diverged(logger, terms_sum)
+            ddp.average_gradients(self.extra.parameters())  # method parts live outside the DDP wrapper
             if t.grad_clip:
                 self.scaler.unscale_(self.optimizer)
                 nn.utils.clip_grad_norm_(list(self.model.parameters()) + list(self.extra.parameters()), t.grad_clip)

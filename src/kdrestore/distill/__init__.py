@@ -1,0 +1,1 @@
+"""How knowledge moves: hooks, adapters, teachers, losses and methods (all on the one trainer)."""

@@ -1,0 +1,12 @@
+"""Distillation methods, by name (``distill.method`` of a recipe). Each runs on the one trainer."""
+from __future__ import annotations
+
+from typing import Callable
+
+from ...config import RunConfig
+from ...engine.method import Method
+from ...registry import Registry
+from .kd import KnowledgeDistillation
+
+METHODS: Registry[Callable[[RunConfig], Method]] = Registry("distillation method")
+METHODS.register("kd", KnowledgeDistillation)

@@ -1,0 +1,194 @@
+"""Teacher-student distillation composed from a recipe: output, feature (FitNets/FAKD/RSD) and contrastive terms.
+
+Loss = task loss (``train.losses`` against the target; the teacher's output when ``pseudo_label``)
++ output distillation to each teacher + feature terms at hooked points + contrastive regularization.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from ...config import RunConfig, build_section
+from ...engine.losses import pixel_losses
+from ...engine.method import Method
+from ...errors import KdrestoreError
+from ..adapters import FeatureAdapter, as_map
+from ..hooks import FeatureHooks
+from ..losses import (ContrastiveRegularization, DecouplingProjector, HookedFeatures, fakd_loss, fitnet_loss,
+                      output_distillation, rsd_loss)
+from ..teacher import FrozenTeacher, TeacherSpec, check_output_range, load_teacher
+
+
+@dataclass
+class OutputTerm:
+    weight: float = 1.0
+    criterion: Literal["l1", "charbonnier", "mse"] = "l1"
+
+
+@dataclass
+class FeaturePair:
+    student: str  # module path in the student
+    teacher: str  # module path in the teacher
+    loss: Literal["fitnet", "fakd", "rsd"] = "fitnet"
+    weight: float = 1.0
+    teacher_index: int = 0
+    criterion: Literal["mse", "l1"] = "mse"
+    rsd_mode: Literal["pooled", "position"] = "pooled"
+    kappa: float = 0.01
+
+
+@dataclass
+class ContrastiveTerm:
+    weight: float = 0.1
+    points: list[str] | None = None  # teacher module paths; default: its first feature points
+    layer_weights: list[float] | None = None
+    teacher_index: int = 0
+
+
+@dataclass
+class DistillConfig:
+    method: str = "kd"
+    teachers: list[TeacherSpec] = field(default_factory=list)
+    output: OutputTerm | None = field(default_factory=OutputTerm)
+    features: list[FeaturePair] = field(default_factory=list)
+    contrastive: ContrastiveTerm | None = None
+    pseudo_label: bool = False  # no ground truth: the (first) teacher's output is the target
+    task_loss: bool = True  # include train.losses against the target
+    cache_teacher: bool = False
+    peers: str | None = None  # folder of peer weights (default $KDRESTORE_PEERS)
+    options: dict[str, Any] = field(default_factory=dict)  # method-specific settings
+
+
+def distill_config(cfg: RunConfig) -> DistillConfig:
+    return build_section(DistillConfig, cfg.distill or {}, "distill")
+
+
+class KnowledgeDistillation(Method):
+    """The general teacher-student method; other methods extend it."""
+
+    name = "kd"
+
+    def __init__(self, cfg: RunConfig, teachers: list[nn.Module] | None = None) -> None:
+        super().__init__(cfg)
+        self.dcfg = distill_config(cfg)
+        self._given_teachers = teachers
+        self.adapters = nn.ModuleDict()
+        self._checked = False
+
+    # ---- set-up -------------------------------------------------------------------------------
+    def setup(self, student: nn.Module, device: Any, example: dict[str, Any]) -> None:
+        d = self.dcfg
+        specs: list[Any] = self._given_teachers or d.teachers
+        if not specs:
+            raise KdrestoreError("distill.teachers is empty: name at least one teacher")
+        self.teachers = [load_teacher(s, d.peers, d.cache_teacher).to(device) for s in specs]
+        self.teacher_weights = [getattr(s, "weight", 1.0) for s in specs]
+        self.teacher_degradations = [getattr(s, "degradations", None) for s in specs]
+        for pair in d.features:
+            if not 0 <= pair.teacher_index < len(self.teachers):
+                raise KdrestoreError(f"distill.features: teacher_index {pair.teacher_index} out of range")
+        self.student_hooks = FeatureHooks(student, [p.student for p in d.features], "student")
+        self.teacher_hooks = [FeatureHooks(t.model, [p.teacher for p in d.features if p.teacher_index == i],
+                                           f"teacher {t.name}", detach=True) for i, t in enumerate(self.teachers)]
+        self._build_adapters(student, example, device)
+        self.contrastive = None
+        if d.contrastive is not None:
+            teacher = self.teachers[d.contrastive.teacher_index]
+            points = d.contrastive.points or list(getattr(teacher.model, "feature_points", []))[:3]
+            if not points:
+                raise KdrestoreError(f"distill.contrastive.points: teacher {teacher.name} declares no "
+                                     "feature_points; name its module paths")
+            self.contrastive = ContrastiveRegularization(HookedFeatures(teacher.model, points),
+                                                         d.contrastive.layer_weights).to(device)
+
+    def _build_adapters(self, student: nn.Module, example: dict[str, Any], device: Any) -> None:
+        if not self.dcfg.features:
+            return
+        x = example["input"][None].repeat(2, 1, 1, 1).to(device)
+        with torch.no_grad():
+            was_training = student.training
+            student.eval()
+            student(x)
+            student.train(was_training)
+            s_feats = self.student_hooks.take()
+            hw = tuple(x.shape[-2:])
+            t_feats = [as_map(t, hw) for t in self._teacher_features(x)]
+        for i, (pair, s, t) in enumerate(zip(self.dcfg.features, s_feats, t_feats)):
+            adapter = FeatureAdapter(tuple(s.shape), tuple(t.shape), hw, match_channels=pair.loss == "fitnet")
+            if pair.loss == "rsd":
+                c_in = adapter(s).shape[1]
+                adapter = nn.Sequential(adapter, DecouplingProjector(c_in, t.shape[1]))
+            self.adapters[str(i)] = adapter.to(device)
+
+    def trainable(self) -> nn.ModuleDict:
+        return self.adapters
+
+    # ---- losses -------------------------------------------------------------------------------
+    def _teacher_outputs(self, x: Tensor) -> list[Tensor]:
+        return [t(x) for t in self.teachers]
+
+    def _teacher_features(self, x: Tensor) -> list[Tensor]:
+        """Teacher features in the order of ``distill.features`` (runs each teacher that has points)."""
+        by_teacher = {}
+        for i, (t, hooks) in enumerate(zip(self.teachers, self.teacher_hooks)):
+            if hooks.paths:
+                with torch.no_grad():
+                    t.model(x)
+                by_teacher[i] = iter(hooks.take())
+        return [next(by_teacher[p.teacher_index]) for p in self.dcfg.features]
+
+    def _mask(self, index: int, batch: dict[str, Any], like: Tensor) -> Tensor | None:
+        wanted = self.teacher_degradations[index]
+        if not wanted:
+            return None
+        names = batch.get("degradation") or [""] * like.shape[0]
+        return torch.tensor([n in wanted for n in names], dtype=like.dtype, device=like.device).view(-1, 1, 1, 1)
+
+    def losses(self, batch: dict[str, Any], output: Tensor, step: int) -> dict[str, Tensor]:
+        d, x = self.dcfg, batch["input"]
+        teacher_out = self._teacher_outputs(x)
+        if not self._checked:
+            for t in self.teachers:
+                check_output_range(t, x[:1], output[:1])
+            self._checked = True
+        terms: dict[str, Tensor] = {}
+        target = teacher_out[0] if d.pseudo_label else batch["target"]
+        if d.task_loss:
+            terms.update(pixel_losses(self.cfg.train.losses, output, target))
+        if d.output is not None:
+            kd = output.new_zeros(())
+            for i, (w, t) in enumerate(zip(self.teacher_weights, teacher_out)):
+                mask = self._mask(i, batch, output)
+                if mask is None:
+                    kd = kd + w * output_distillation(output, t, criterion=d.output.criterion)
+                elif mask.sum() > 0:
+                    kd = kd + w * output_distillation(output * mask, t * mask, criterion=d.output.criterion) \
+                        * mask.numel() / mask.sum()
+            terms["kd_output"] = d.output.weight * kd
+        if d.features:
+            terms.update(self._feature_terms(x))
+        if self.contrastive is not None and d.contrastive is not None:
+            positive = target if not d.pseudo_label else teacher_out[0]
+            terms["kd_contrastive"] = d.contrastive.weight * self.contrastive(output, positive, x)
+        return terms
+
+    def _feature_terms(self, x: Tensor) -> dict[str, Tensor]:
+        s_feats = self.student_hooks.take()
+        hw = tuple(x.shape[-2:])
+        t_feats = [as_map(t, hw) for t in self._teacher_features(x)]
+        terms = {}
+        for i, (pair, s, t) in enumerate(zip(self.dcfg.features, s_feats, t_feats)):
+            adapter = self.adapters[str(i)]
+            s = adapter[0](s, hw) if isinstance(adapter, nn.Sequential) else adapter(s, hw)
+            if pair.loss == "rsd":
+                s = adapter[1](s)
+                value = rsd_loss(s, t, kappa=pair.kappa, mode=pair.rsd_mode)
+            elif pair.loss == "fakd":
+                value = fakd_loss(s, t)
+            else:
+                value = fitnet_loss(s, t, criterion=pair.criterion)
+            terms[f"kd_{pair.loss}_{i}"] = pair.weight * value
+        return terms

@@ -1,0 +1,96 @@
+"""Teachers: a registry model with weights, a published peer, a TorchScript file or any ``nn.Module``.
+
+A teacher is frozen (no gradients) and stays in eval mode. Its outputs can be cached by input
+content, and a check on the first batch catches a teacher whose output range differs from the
+student's (for example 0-255 against 0-1).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import KdrestoreError
+
+
+@dataclass
+class TeacherSpec:
+    """One teacher of a recipe (``distill.teachers[i]``)."""
+
+    name: str | None = None  # a registered model (peers included)
+    weights: str | None = None  # default for peers: <peers folder>/<published file>
+    torchscript: str | None = None  # or a TorchScript file
+    args: dict[str, Any] = field(default_factory=dict)
+    weight: float = 1.0
+    degradations: list[str] | None = None  # supervise only samples of these degradations
+
+
+class FrozenTeacher(nn.Module):
+    """Wraps a teacher: frozen parameters, always eval mode, optional output cache."""
+
+    def __init__(self, model: nn.Module, name: str, cache: bool = False) -> None:
+        super().__init__()
+        self.model, self.name, self.cache = model, name, cache
+        self._cache: dict[bytes, Tensor] = {}
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.train(False)
+
+    def train(self, mode: bool = True) -> FrozenTeacher:  # never leave eval mode (BatchNorm, dropout)
+        super().train(False)
+        return self
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.cache:
+            return self.model(x)
+        keys = [hashlib.sha1(s.detach().cpu().numpy().tobytes()).digest() for s in x]
+        if all(k in self._cache for k in keys):
+            return torch.stack([self._cache[k] for k in keys]).to(x.device)
+        out = self.model(x)
+        for k, o in zip(keys, out):
+            self._cache[k] = o.detach().cpu()
+        return out
+
+
+def load_teacher(spec: TeacherSpec | nn.Module, peers: str | None = None, cache: bool = False) -> FrozenTeacher:
+    """Build a frozen teacher from a spec (registry name + weights, TorchScript) or wrap a module."""
+    if isinstance(spec, nn.Module):
+        return FrozenTeacher(spec, type(spec).__name__, cache)
+    if spec.torchscript:
+        path = Path(spec.torchscript)
+        if not path.is_file():
+            raise KdrestoreError(f"teacher TorchScript file not found: {path}")
+        return FrozenTeacher(torch.jit.load(str(path), map_location="cpu"), path.name, cache)
+    if not spec.name:
+        raise KdrestoreError("a teacher needs 'name' (a registered model) or 'torchscript' (a file)")
+    from ..evaluate.api import load_model
+    from ..models.registry import build_model
+
+    if spec.args:
+        model = build_model(spec.name, **spec.args)
+        if spec.weights:
+            from ..models.weights import load_weights
+
+            load_weights(model, spec.weights)
+    else:
+        model = load_model(spec.name, spec.weights, peers)
+    return FrozenTeacher(model, spec.name, cache)
+
+
+def check_output_range(teacher: FrozenTeacher, x: Tensor, student_out: Tensor) -> None:
+    """Refuse a teacher whose outputs live on another scale than the student's (checked once)."""
+    t = teacher(x)
+    if t.shape != student_out.shape:
+        raise KdrestoreError(f"teacher {teacher.name} returns shape {tuple(t.shape)} but the student "
+                             f"returns {tuple(student_out.shape)} for the same input {tuple(x.shape)}")
+    t_hi, s_hi, x_hi = float(t.abs().amax()), float(student_out.detach().abs().amax()), float(x.abs().amax())
+    ref = max(s_hi, x_hi, 1e-6)
+    if t_hi > 4 * ref + 1 or t_hi < ref / 20:
+        raise KdrestoreError(f"teacher {teacher.name} outputs values up to {t_hi:.3g} while the inputs reach "
+                             f"{x_hi:.3g} and the student {s_hi:.3g}: different ranges (0-255 vs 0-1?); "
+                             "wrap the teacher so it maps [0,1] images to [0,1] images")
