@@ -86,6 +86,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import os
+
+    from .evaluate.bench import format_distill_bench, run_distill_bench
+    from .fsutil import atomic_write_json
+
+    data = args.data or os.environ.get("KDRESTORE_DATA")
+    if not data:
+        raise SystemExit("kdrestore bench: give --data (the benchmark data root) or set KDRESTORE_DATA")
+    results = []
+    for task in args.task:
+        result = run_distill_bench(task, data, peers=args.peers, steps=args.steps, batch=args.batch, crop=args.crop,
+                                   seed=args.seed, methods=args.methods, test_limit=args.test_limit,
+                                   progress=not args.quiet)
+        results.append(result)
+        print(format_distill_bench(result) + "\n", flush=True)
+    if args.json:
+        atomic_write_json(args.json, results)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -156,6 +178,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--run-dir", help="where to write the run (default: OUTPUT_DIR/NAME of the recipe)")
         p.add_argument("--quiet", action="store_true")
         p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("bench", help="benchmarks; 'distill': fixed-budget ablation of distillation methods")
+    p.add_argument("what", choices=["distill"])
+    p.add_argument("--task", nargs="+", default=["denoise", "derain", "dehaze"], choices=["denoise", "derain", "dehaze"])
+    p.add_argument("--data", help="benchmark data root (default $KDRESTORE_DATA)")
+    p.add_argument("--peers", help="published peer weights, the teachers (default $KDRESTORE_PEERS)")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--crop", type=int, default=48)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--methods", nargs="*", help="ablation rows (default: all)")
+    p.add_argument("--test-limit", type=int, help="score on the first N test images only")
+    p.add_argument("--json")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("demo", help="degrade the built-in images, restore them, print scores, write a picture")
     p.add_argument("-o", "--output", default="kdrestore-demo")

@@ -8,7 +8,11 @@ from torch import nn
 
 
 class EMA:
-    """``shadow = decay * shadow + (1 - decay) * weights`` after each optimiser step; buffers copied."""
+    """``shadow = d * shadow + (1 - d) * weights`` after each optimiser step; buffers are copied.
+
+    The decay warms up as ``d = min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so a short run's
+    average is not dominated by the random initial weights (0.999 ** 500 would still weigh them 0.6).
+    """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         if not 0.0 < decay < 1.0:
@@ -17,10 +21,13 @@ class EMA:
         self.shadow = copy.deepcopy(model).eval()
         for p in self.shadow.parameters():
             p.requires_grad_(False)
+        self.updates = 0  # saved with the training state
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for s, p in zip(self.shadow.parameters(), model.parameters()):
-            s.lerp_(p.detach(), 1.0 - self.decay)
+            s.lerp_(p.detach(), 1.0 - decay)
         for s, b in zip(self.shadow.buffers(), model.buffers()):
             s.copy_(b)
+        self.updates += 1

@@ -82,7 +82,8 @@ class Trainer:
     # ---- set-up helpers -------------------------------------------------------------------------
     def _training_state(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(), "extra": self.extra.state_dict(), "rng": rng_state()}
+                "scaler": self.scaler.state_dict(), "extra": self.extra.state_dict(), "rng": rng_state(),
+                "ema_updates": self.ema.updates if self.ema is not None else 0}
 
     def _resume(self) -> None:
         saved_cfg = self.run_dir / "config.yaml"
@@ -101,6 +102,7 @@ class Trainer:
         self.extra.load_state_dict(state["extra"])
         if self.ema is not None:
             self.ema.shadow.load_state_dict(latest.model_weights(ema=True))
+            self.ema.updates = int(state.get("ema_updates", latest.step))
         set_rng_state(state["rng"])
         self.step = latest.step
         self.best = self.ckpt.best_metric() or -math.inf
