@@ -19,6 +19,7 @@ import torch
 from kdrestore.evaluate.api import evaluate_named
 from kdrestore.evaluate.profile import keep_freed_memory
 from kdrestore.fsutil import atomic_write_json
+from kdrestore.models.registry import model_entry
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,8 @@ def main() -> int:
         entry.pop("per_image")
         results.append(entry)
         data = run.data.split("/")[-1] + (f" s={run.sigma:g}" if run.task == "denoise" else "")
-        rows.append((run.model, data, str(len(r.images)), r.convention.space.upper(), f"{r.psnr:.2f}",
+        space = "gray" if model_entry(run.model).meta.get("channels") == 1 else r.convention.space.upper()
+        rows.append((run.model, data, str(len(r.images)), space, f"{r.psnr:.2f}",
                      f"{run.psnr:.2f}", f"{r.psnr - run.psnr:+.2f}", f"{r.ssim:.3f}",
                      f"{run.ssim:.3f}" if run.ssim else "-", f"{r.params:,}",
                      f"{r.macs / 1e9:.1f}@{r.macs_shape[-2]}x{r.macs_shape[-1]}", f"{r.ms_per_image:.0f}"))

@@ -1,6 +1,6 @@
 """``kdrestore demo``: degrade the built-in images, restore them, print scores, write a comparison picture.
 
-Runs with no download. Built-in baselines always run (DCP dehazing, wavelet denoising); the
+Runs with no download. Built-in baselines always run (DCP dehazing, non-local-means denoising); the
 published peers (DnCNN, FFDNet, PReNet, GCANet, AOD-Net) join when their weights folder is given
 (``--peers`` or ``$KDRESTORE_PEERS``).
 """
@@ -21,7 +21,7 @@ from .models.registry import default_weights
 
 # task -> models tried in order; peers are skipped when their weights are not available
 DEMO_MODELS: dict[str, list[str]] = {
-    "denoise": ["wavelet-denoise", "dncnn-s25", "ffdnet-gray"],
+    "denoise": ["nlm-denoise", "dncnn-s25", "ffdnet-gray"],
     "derain": ["prenet6"],
     "dehaze": ["dcp", "aodnet", "gcanet"],
 }

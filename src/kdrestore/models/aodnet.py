@@ -27,6 +27,7 @@ class AODNet(nn.Module):
         self.e_conv3 = nn.Conv2d(6, 3, 5, 1, 2)
         self.e_conv4 = nn.Conv2d(6, 3, 7, 1, 3)
         self.e_conv5 = nn.Conv2d(12, 3, 3, 1, 1)
+        self.feature_points = ["e_conv3", "e_conv4", "e_conv5"]
 
     def estimate_k(self, x: Tensor) -> Tensor:
         """The K(x) map of the reformulated scattering model."""

@@ -31,6 +31,9 @@ class DnCNN(nn.Module):
                        nn.BatchNorm2d(features), nn.ReLU(inplace=True)]
         layers.append(nn.Conv2d(features, channels, 3, padding=1, bias=False))
         self.dncnn = nn.Sequential(*layers)
+        # conv outputs at 1/4, 1/2 and 3/4 depth: distillation points
+        convs = [i for i, m in enumerate(layers) if isinstance(m, nn.Conv2d)]
+        self.feature_points = [f"dncnn.{convs[len(convs) * k // 4]}" for k in (1, 2, 3)]
 
     def forward(self, x: Tensor) -> Tensor:
         return x - self.dncnn(x)
@@ -58,6 +61,8 @@ class DnCNNFolded(nn.Module):
                 layers.append(nn.ReLU(inplace=True))
             cin = cout
         self.model = nn.Sequential(*layers)
+        convs = [i for i, m in enumerate(layers) if isinstance(m, nn.Conv2d)]
+        self.feature_points = [f"model.{convs[len(convs) * k // 4]}" for k in (1, 2, 3)]
 
     def forward(self, x: Tensor) -> Tensor:
         return x - self.model(x)

@@ -91,6 +91,7 @@ class GCANet(nn.Module):
         self.deconv2 = nn.Conv2d(ch, ch, 3, 1, 1)
         self.norm5 = nn.InstanceNorm2d(ch, affine=True)
         self.deconv1 = nn.Conv2d(ch, 3, 1)
+        self.feature_points = ["res1", "res3", "res6"]  # half-resolution features, 0-255 scale inside
 
     def residual(self, inp: Tensor) -> Tensor:
         """The published network: (cat(RGB*255, edge) - 128) -> residual on the 0-255 scale."""

@@ -39,6 +39,8 @@ class PReNet(nn.Module):
             self.conv_g = nn.Sequential(_conv(2 * features, features), nn.Tanh())
             self.conv_o = nn.Sequential(_conv(2 * features, features), nn.Sigmoid())
         self.conv = nn.Sequential(_conv(features, 3))
+        # residual-block outputs (the hooks keep the last stage's): distillation points
+        self.feature_points = ["res_conv1"] if recursive else [f"res_conv{k}" for k in (2, 4, blocks)]
 
     def _block(self, k: int) -> nn.Module:
         return getattr(self, "res_conv1" if self.recursive else f"res_conv{k + 1}")
