@@ -29,6 +29,16 @@ class Method:
         """Extra modules optimised with the student (adapters, projectors); saved with checkpoints."""
         return nn.ModuleDict()
 
+    def begin_step(self, step: int) -> None:
+        """Called at the start of every optimiser step (before its first forward): schedules, snapshots."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Non-trainable method state (frozen snapshots, counters), saved with the training state."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` when a run resumes."""
+
     def forward(self, student: nn.Module, batch: dict[str, Tensor]) -> Tensor:
         return student(batch["input"])
 

@@ -83,6 +83,7 @@ class Trainer:
     def _training_state(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "extra": self.extra.state_dict(), "rng": rng_state(),
+                "method": self.method.state_dict(),
                 "ema_updates": self.ema.updates if self.ema is not None else 0}
 
     def _resume(self) -> None:
@@ -100,6 +101,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.extra.load_state_dict(state["extra"])
+        self.method.load_state_dict(state.get("method", {}))
         if self.ema is not None:
             self.ema.shadow.load_state_dict(latest.model_weights(ema=True))
             self.ema.updates = int(state.get("ema_updates", latest.step))
@@ -135,6 +137,7 @@ class Trainer:
         self.model.train()
         while self.step < t.steps:
             step_start = time.perf_counter()
+            self.method.begin_step(self.step)
             self.optimizer.zero_grad(set_to_none=True)
             terms_sum: dict[str, float] = {}
             bad = False

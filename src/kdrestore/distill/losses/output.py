@@ -6,35 +6,20 @@ regression as in most restoration-KD papers). Images are B x C x H x W in [0, 1]
 """
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Literal
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from ...engine.losses import PIXEL_LOSSES
 
 Criterion = Literal["l1", "charbonnier", "mse"]
 
 
-def _charbonnier(pred: Tensor, target: Tensor, eps: float = 1e-3) -> Tensor:
-    # Same formula as kdrestore.engine.losses.charbonnier; repeated here so that distill does not
-    # import engine (engine builds on distill, not the other way round).
-    return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
-
-
-_CRITERIA: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "l1": F.l1_loss,
-    "mse": F.mse_loss,
-    "charbonnier": _charbonnier,
-}
-
-
 def pixel_distance(a: Tensor, b: Tensor, criterion: Criterion = "l1") -> Tensor:
     """Mean pixel distance ``criterion`` ('l1' | 'charbonnier' | 'mse') between ``a`` and ``b`` (float32)."""
-    try:
-        fn = _CRITERIA[criterion]
-    except KeyError:
-        raise ValueError(f"unknown criterion '{criterion}' (known: {', '.join(sorted(_CRITERIA))})") from None
-    return fn(a.float(), b.float())
+    if criterion not in ("l1", "charbonnier", "mse"):
+        raise ValueError(f"unknown criterion '{criterion}' (known: charbonnier, l1, mse)")
+    return PIXEL_LOSSES.get(criterion)(a.float(), b.float())
 
 
 def output_distillation(
