@@ -37,7 +37,7 @@ def test_degrade_then_eval_a_paired_folder(tmp_path, capsys):
     (clean / "broken.png").unlink()
     out_json = tmp_path / "dcp.json"
     code = main(["eval", "--model", "dcp", "--task", "dehaze", "--data", str(tmp_path / "hazy"),
-                 "--rule", f"regex:(.+)=>\\1", "--quiet", "--json", str(out_json)])
+                 "--rule", "regex:(.+)=>\\1", "--quiet", "--json", str(out_json)])
     assert code == 2  # the degraded folder alone is no paired layout: a clear error, no traceback
     layout = tmp_path / "pairs"
     (layout / "hazy").mkdir(parents=True)

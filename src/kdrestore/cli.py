@@ -95,11 +95,23 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     data = args.data or os.environ.get("KDRESTORE_DATA")
     if not data:
         raise SystemExit("kdrestore bench: give --data (the benchmark data root) or set KDRESTORE_DATA")
+    methods = args.what == "methods"
+    tasks = args.task or (["denoise", "dehaze"] if methods else ["denoise", "derain", "dehaze"])
+    if methods and "derain" in tasks:
+        raise SystemExit("kdrestore bench methods: covers dehaze (SPDD, KDDN) and denoise (HMDS), not derain")
     results = []
-    for task in args.task:
-        result = run_distill_bench(task, data, peers=args.peers, steps=args.steps, batch=args.batch, crop=args.crop,
-                                   seed=args.seed, methods=args.methods, test_limit=args.test_limit,
-                                   progress=not args.quiet)
+    common = dict(peers=args.peers, steps=args.steps, batch=args.batch, crop=args.crop, seed=args.seed,
+                  methods=args.methods, test_limit=args.test_limit, progress=not args.quiet)
+    for task in tasks:
+        if methods:  # SPDD / KDDN (dehaze), HMDS (denoise)
+            from .evaluate.bench_methods import format_methods_bench, run_methods_bench
+
+            for result in run_methods_bench(task, data, sets=args.sets, sigmas=args.sigma,
+                                            teacher_steps=args.teacher_steps, **common):
+                results.append(result)
+                print(format_methods_bench(result) + "\n", flush=True)
+            continue
+        result = run_distill_bench(task, data, **common)
         results.append(result)
         print(format_distill_bench(result) + "\n", flush=True)
     if args.json:
@@ -112,6 +124,66 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     run_demo(Path(args.output), peers=args.peers, progress=not args.quiet)
+    return 0
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from .deploy.restore import load, restore_files
+    from .errors import KdrestoreError
+
+    if not args.model:
+        raise KdrestoreError("give --model: a run directory, a registry model with --weights, or an .onnx file "
+                             "(default models per task come with the shipped pretrained students)")
+    restorer = load(args.model, args.device, weights=args.weights, peers=args.peers, task=args.task,
+                    tile=args.tile, overlap=args.overlap, max_pixels=_budget(args.max_megapixels),
+                    backend=args.backend, onnx=args.onnx, allow_color_conversion=args.allow_color_conversion)
+    print(f"model: {restorer.source} ({restorer.backend})")
+    summary = restore_files(restorer, args.input, args.output, progress=not args.quiet)
+    print(f"wrote {len(summary.written)} image(s) to {args.output}")
+    for name, err in summary.failed:
+        print(f"  failed {name}: {err}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def _budget(megapixels: float | None) -> int | None:
+    from .deploy.restore import DEFAULT_MAX_PIXELS
+
+    if megapixels is None:
+        return DEFAULT_MAX_PIXELS
+    return int(megapixels * 1e6) if megapixels > 0 else None
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .deploy import export as ex
+    from .deploy.restore import load
+    from .evaluate.metrics import TASK_CONVENTIONS
+
+    r = load(args.model, weights=args.weights, peers=args.peers, task=args.task)
+    out = Path(args.output)
+    ex.export_onnx(r.model, out, r.channels, opset=args.opset,
+                   metadata={"model": r.name, "task": r.task or "", "source": r.source})
+    parity = ex.onnx_parity(r.model, out)
+    print(f"wrote {out} ({out.stat().st_size:,} bytes) from {r.source}")
+    print(parity.describe())
+    if parity.max_diff > 1e-3:
+        print("parity check FAILED: the ONNX graph does not match the model", file=sys.stderr)
+        return 1
+    if args.int8:
+        task = r.task if r.task in TASK_CONVENTIONS else None
+        if not args.calibration and task is None:
+            raise SystemExit("kdrestore export: --int8 needs --calibration DIR (degraded images) or a --task")
+        calib = [args.calibration] if args.calibration else \
+            [s["input"].numpy().transpose(1, 2, 0) for s in ex.builtin_samples(task, r.channels, "train", 16)]
+        int8_path = Path(args.int8_output or out.with_suffix(".int8.onnx"))
+        q = ex.quantize_int8(out, int8_path, calib)
+        print(f"wrote {q.path} ({q.mode}: {q.note}); {q.bytes_fp32:,} -> {q.bytes_int8:,} bytes")
+        if task is None:
+            print("INT8 PSNR cost not measured: give --task to score on the built-in test images")
+            return 0
+        cost = ex.int8_psnr_cost(out, int8_path, ex.builtin_samples(task, r.channels, "test", args.samples),
+                                 TASK_CONVENTIONS[task])
+        print(f"INT8 PSNR cost on {cost['images']} built-in {task} test crops (128 px): fp32 {cost['fp32_psnr']:.2f} dB, "
+              f"int8 {cost['int8_psnr']:.2f} dB, cost {cost['cost_db']:+.3f} dB; {cost['convention']}")
     return 0
 
 
@@ -179,9 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true")
         p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("bench", help="benchmarks; 'distill': fixed-budget ablation of distillation methods")
-    p.add_argument("what", choices=["distill"])
-    p.add_argument("--task", nargs="+", default=["denoise", "derain", "dehaze"], choices=["denoise", "derain", "dehaze"])
+    p = sub.add_parser("bench", help="benchmarks; 'distill': fixed-budget ablation of distillation methods; "
+                                     "'methods': SPDD/KDDN (dehaze) and HMDS (denoise) ablations")
+    p.add_argument("what", choices=["distill", "methods"])
+    p.add_argument("--task", nargs="+", choices=["denoise", "derain", "dehaze"],
+                   help="default: all three (distill); denoise and dehaze (methods)")
     p.add_argument("--data", help="benchmark data root (default $KDRESTORE_DATA)")
     p.add_argument("--peers", help="published peer weights, the teachers (default $KDRESTORE_PEERS)")
     p.add_argument("--steps", type=int, default=300)
@@ -190,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--methods", nargs="*", help="ablation rows (default: all)")
     p.add_argument("--test-limit", type=int, help="score on the first N test images only")
+    p.add_argument("--teacher-steps", type=int, help="methods: steps of the teachers trained in the bench (default --steps)")
+    p.add_argument("--sets", nargs="+", choices=["Set12", "CBSD68"], help="methods, denoise: test sets (default both)")
+    p.add_argument("--sigma", nargs="+", type=float, help="methods, denoise: noise levels (default 25 50)")
     p.add_argument("--json")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_bench)
@@ -199,6 +276,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peers", help="folder of published peer weights, to include the peers")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("restore", help="restore images (files, folders, globs) with a trained model")
+    p.add_argument("input", nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("-o", "--output", required=True, help="output folder (never an input's folder)")
+    p.add_argument("--model", help="run directory, shipped pretrained name, registry name (+ --weights) or .onnx file")
+    p.add_argument("--weights", help="weights file (.safetensors/.pth) for a registry model")
+    p.add_argument("--peers", help="folder of published peer weights (default $KDRESTORE_PEERS)")
+    p.add_argument("--task", choices=["denoise", "derain", "dehaze"])
+    p.add_argument("--tile", type=int, help="tile side in pixels (default: from --max-megapixels)")
+    p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
+    p.add_argument("--max-megapixels", type=float, help="pixels per model call before tiling (default 1.05; 0: no limit)")
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    p.add_argument("--onnx", help="ONNX file for --backend onnx (default: export the model on the fly)")
+    p.add_argument("--allow-color-conversion", action="store_true",
+                   help="let a gray model restore the luminance of RGB images (chroma kept)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_restore)
+
+    p = sub.add_parser("export", help="export a model to ONNX (dynamic size), check parity, optionally INT8")
+    p.add_argument("--model", required=True, help="run directory, shipped pretrained name or registry name")
+    p.add_argument("--weights")
+    p.add_argument("--peers", help="folder of published peer weights (default $KDRESTORE_PEERS)")
+    p.add_argument("--task", choices=["denoise", "derain", "dehaze"], help="for the INT8 PSNR cost (default: the model's)")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--int8", action="store_true", help="also write a static INT8 (QDQ) quantized model")
+    p.add_argument("--calibration", help="folder of degraded images for INT8 calibration (default: built-in data)")
+    p.add_argument("--int8-output", help="default: OUTPUT with .int8.onnx")
+    p.add_argument("--samples", type=int, default=4, help="built-in test crops for the INT8 PSNR cost")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 

@@ -153,14 +153,14 @@ def test_smooth_field_range_and_reproducibility():
     assert np.abs(np.diff(f, axis=1)).max() < 0.2  # smooth, not white noise
 
 
-EXPECTED = {"haze", "haze-nonhomogeneous", "rain-light", "rain-heavy", "awgn", "awgn-blind",
+EXPECTED = {"identity", "haze", "haze-nonhomogeneous", "rain-light", "rain-heavy", "awgn", "awgn-blind",
             "poisson-gaussian"}
 
 
 def test_registry_names_and_meta():
     assert set(DEGRADATIONS.names()) == EXPECTED
     for name in EXPECTED:
-        assert degradation_entry(name).meta["task"] in {"denoise", "derain", "dehaze"}
+        assert degradation_entry(name).meta["task"] in {"denoise", "derain", "dehaze", "any"}
     with pytest.raises(UnknownNameError, match="did you mean"):
         degrade("hazy", _image(8, 8), seed=0)
 
@@ -175,8 +175,11 @@ def test_every_registered_degradation(name, shape):
     assert json.loads(json.dumps(out.params)) == out.params and out.params["seed"] == 11
     again = degrade(name, img, seed=11)
     np.testing.assert_array_equal(out.degraded, again.degraded)
-    assert not np.array_equal(out.degraded, degrade(name, img, seed=12).degraded)
-    assert not np.array_equal(out.degraded, img)
+    if name == "identity":  # draws nothing: the input itself, whatever the seed
+        np.testing.assert_array_equal(out.degraded, img)
+    else:
+        assert not np.array_equal(out.degraded, degrade(name, img, seed=12).degraded)
+        assert not np.array_equal(out.degraded, img)
     with pytest.raises(ValueError):
         degrade(name, img[None], seed=0)
     gen = degrade(name, img, seed=np.random.default_rng([11, 0]))

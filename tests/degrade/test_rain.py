@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.signal import fftconvolve
 
-from kdrestore.degrade import add_rain, compose_rain, compose_rain_torch, line_kernel, \
+from kdrestore.degrade import compose_rain, compose_rain_torch, line_kernel, \
     rain100h_like, rain100l_like, streak_layer, streak_layer_torch
 
 

@@ -1,4 +1,3 @@
-import torch
 from torch import nn
 
 from kdrestore.evaluate.profile import count_macs, count_params, measure_latency

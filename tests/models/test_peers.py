@@ -1,5 +1,4 @@
 """Peer re-implementations: shapes on odd sizes, published weights load by name, sanity on real data."""
-import io
 from pathlib import Path
 
 import numpy as np
@@ -96,21 +95,6 @@ def test_dcp_dehazes_a_synthetic_hazy_image():
     assert torch.allclose(airlight.flatten(), torch.full((3,), 0.9), atol=0.05)
     assert _psnr(out[..., 40:, 40:], clean[..., 40:, 40:]) > 25 > _psnr(hazy, clean) + 10
 
-
-@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
-@pytest.mark.parametrize("name", ["dncnn-s25", "ffdnet-rgb", "prn6-r", "gcanet", "aodnet", "dcp"])
-def test_onnx_export_parity(name):
-    pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
-    model = build_model(name).eval()
-    x = torch.rand(1, PEERS[name][0], 19, 21)
-    buf = io.BytesIO()
-    torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=17, input_names=["x"], output_names=["y"])
-    sess = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
-    (got,) = sess.run(None, {"x": x.numpy()})
-    with torch.no_grad():
-        want = model(x).numpy()
-    assert got.shape == want.shape and np.abs(got - want).max() < 1e-3
 
 
 def test_peers_folder_layout(peers_dir):

@@ -42,6 +42,9 @@ DEGRADATIONS.register("poisson-gaussian", add_poisson_gaussian, task="denoise",
                       summary="signal-dependent noise, variance a x + b^2")
 
 
+from . import identity as _identity  # noqa: E402,F401  (registers "identity")
+
+
 def degradation_entry(name: str) -> Entry[DegradeFn]:
     """The registry entry (function and metadata: ``task``, ``summary``) for ``name``."""
     return DEGRADATIONS.entry(name)

@@ -1,6 +1,7 @@
 """Data sets of a recipe, and the keyed wrapper that makes every sample a function of (seed, epoch, index)."""
 from __future__ import annotations
 
+import math
 import zlib
 from typing import Any
 
@@ -83,4 +84,6 @@ class KeyedDataset(Dataset):
         item = dict(item)
         params = item.pop("params", None) or {}  # per-sample parameters vary in keys: not collated
         item["degradation"] = str(params.get("degradation", ""))  # lets a teacher supervise one kind
+        sigma = params.get("sigma")  # per-sample noise level (0-255), NaN when the degradation has none
+        item["sigma"] = float(sigma) if isinstance(sigma, (int, float)) and not isinstance(sigma, bool) else math.nan
         return item

@@ -11,7 +11,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from torch import nn
 
@@ -71,20 +71,25 @@ def method_variants(task: BenchTask) -> dict[str, dict[str, Any] | None]:
     }
 
 
-def _recipe(task_name: str, task: BenchTask, data_root: Path, steps: int, batch: int, crop: int, seed: int,
-            distill: dict[str, Any] | None, peers: str | None) -> dict[str, Any]:
-    train = copy.deepcopy(task.train)
+def bench_recipe(name: str, task_name: str, model: dict[str, Any], train: dict[str, Any], data_root: Path,
+                 steps: int, batch: int, crop: int, seed: int) -> dict[str, Any]:
+    """The fixed-budget training recipe shared by every bench row (no validation; one final checkpoint)."""
+    train = copy.deepcopy(train)
     train["path"] = str(data_root / train["path"])
     train["crop"] = crop
-    recipe: dict[str, Any] = {
-        "name": f"bench-{task_name}", "task": task_name,
-        "model": {"name": task.student, "args": dict(task.student_args)},
-        "data": {"train": train},
+    return {
+        "name": name, "task": task_name, "model": copy.deepcopy(model), "data": {"train": train},
         "optim": {"name": "adam", "lr": 1e-3},
         "schedule": {"name": "cosine", "warmup_steps": min(50, steps // 10), "min_lr": 1e-5},
         "train": {"steps": steps, "batch_size": batch, "seed": seed, "log_every": max(steps // 20, 1),
                   "ckpt_every": steps, "val_every": steps + 1, "ema_decay": 0.99, "grad_clip": 1.0},
     }
+
+
+def _recipe(task_name: str, task: BenchTask, data_root: Path, steps: int, batch: int, crop: int, seed: int,
+            distill: dict[str, Any] | None, peers: str | None) -> dict[str, Any]:
+    recipe = bench_recipe(f"bench-{task_name}", task_name, {"name": task.student, "args": dict(task.student_args)},
+                          task.train, data_root, steps, batch, crop, seed)
     if distill is not None:
         recipe["distill"] = {"teachers": [{"name": task.teacher}], "peers": peers,
                              "pseudo_label": task.pseudo_label, **distill}
@@ -96,6 +101,25 @@ def _cost(model: nn.Module, shape: tuple[int, ...]) -> dict[str, float]:
     return {"params": count_params(model), "macs": count_macs(model, shape), "cpu_ms": lat.median_ms}
 
 
+def train_and_score(recipe: dict[str, Any], run_dir: Path, score: Callable[[nn.Module, str], EvalResult],
+                    probe: tuple[int, ...], label: str, progress: bool = False) -> tuple[dict[str, Any], nn.Module]:
+    """Train a recipe dict with the one Trainer, then score its (EMA) model: ``(row, model)``.
+
+    The row holds PSNR/SSIM on the test set (``score``), training wall time, image count and the
+    model's cost (params, MACs and CPU latency at ``probe``).
+    """
+    from ..engine import Trainer
+
+    start = time.perf_counter()
+    trainer = Trainer(load_config(data=recipe), run_dir, progress=progress)
+    trainer.fit()
+    wall = time.perf_counter() - start
+    model = (trainer.ema.shadow if trainer.ema is not None else trainer.model).eval()
+    res = score(model, label)
+    row = {"psnr": res.psnr, "ssim": res.ssim, "train_wall_s": wall, "images": len(res.images), **_cost(model, probe)}
+    return row, model
+
+
 def run_distill_bench(task_name: str, data_root: str | os.PathLike[str], *, peers: str | None = None,
                       steps: int = 300, batch: int = 8, crop: int = 48, seed: int = 0,
                       methods: list[str] | None = None, test_limit: int | None = None,
@@ -104,7 +128,6 @@ def run_distill_bench(task_name: str, data_root: str | os.PathLike[str], *, peer
     if task_name not in TASKS:
         raise KdrestoreError(f"unknown bench task {task_name!r}; choose from {sorted(TASKS)}")
     from ..data.tasks import eval_samples
-    from ..engine import Trainer
 
     task, root = TASKS[task_name], Path(data_root)
     peers = peers or os.environ.get("KDRESTORE_PEERS")
@@ -127,15 +150,10 @@ def run_distill_bench(task_name: str, data_root: str | os.PathLike[str], *, peer
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for name in chosen:
-            cfg = load_config(data=_recipe(task_name, task, root, steps, batch, crop, seed, variants[name], peers))
-            start = time.perf_counter()
-            trainer = Trainer(cfg, Path(tmp) / name.replace("+", "_"), progress=progress)
-            trainer.fit()
-            wall = time.perf_counter() - start
-            student = (trainer.ema.shadow if trainer.ema is not None else trainer.model).eval()
-            res = score(student, f"{task.student}/{name}")
-            rows.append({"method": name, "psnr": res.psnr, "ssim": res.ssim, "train_wall_s": wall,
-                         "images": len(res.images), **_cost(student, probe)})
+            recipe = _recipe(task_name, task, root, steps, batch, crop, seed, variants[name], peers)
+            row, _ = train_and_score(recipe, Path(tmp) / name.replace("+", "_"), score, probe,
+                                     f"{task.student}/{name}", progress)
+            rows.append({"method": name, **row})
     base = next((r["psnr"] for r in rows if r["method"] == "alone"), None)
     for r in rows:
         r["delta_vs_alone"] = None if base is None else r["psnr"] - base

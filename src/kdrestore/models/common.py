@@ -10,7 +10,11 @@ def pad_to_multiple(x: Tensor, multiple: int, mode: str = "reflect") -> tuple[Te
     """Pad H and W at the bottom/right up to a multiple; return the padded tensor and the original size.
 
     Reflect padding needs the pad to be smaller than the side, so tiny images fall back to replicate.
+    Under ``torch.jit`` tracing (ONNX export) the sizes are traced values, so the pads are computed
+    with tensor ops and no Python branch bakes the example's size into the graph (same values).
     """
+    if torch.jit.is_tracing():
+        return _pad_traced(x, multiple, mode), (x.shape[-2], x.shape[-1])
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph == 0 and pw == 0:
@@ -18,6 +22,29 @@ def pad_to_multiple(x: Tensor, multiple: int, mode: str = "reflect") -> tuple[Te
     if mode == "reflect" and (ph >= h or pw >= w):
         mode = "replicate"
     return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+
+
+def _pad_traced(x: Tensor, multiple: int, mode: str = "reflect") -> Tensor:
+    """:func:`pad_to_multiple` with tensor arithmetic on the (traced) size: gathers, no branches.
+
+    Always pads (by nothing when the size is a multiple); reflect falls back to replicate on both
+    axes when a pad is not smaller than its side, as the eager branch does. Values are identical.
+    """
+    h, w = (s if isinstance(s, Tensor) else torch.tensor(s) for s in (x.shape[-2], x.shape[-1]))
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if mode not in ("reflect", "replicate"):  # constant/circular pads trace as they are
+        return F.pad(x, (0, pw, 0, ph), mode=mode)
+    reflect = (ph < h) & (pw < w) if mode == "reflect" else torch.tensor(False)
+    rows = _source_index(h, ph, reflect, x.device)
+    cols = _source_index(w, pw, reflect, x.device)
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def _source_index(n: Tensor, pad: Tensor, reflect: Tensor, device: torch.device) -> Tensor:
+    """For each row (column) of a side of length ``n`` padded by ``pad`` at the end: its source."""
+    i = torch.arange(n + pad, device=device)  # traced: an ONNX Range over the dynamic size
+    last = n - 1
+    return torch.where(reflect, torch.where(i <= last, i, 2 * last - i), torch.minimum(i, last))
 
 
 def crop_to(x: Tensor, size: tuple[int, int]) -> Tensor:

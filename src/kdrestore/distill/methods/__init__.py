@@ -6,7 +6,13 @@ from typing import Callable
 from ...config import RunConfig
 from ...engine.method import Method
 from ...registry import Registry
+from .hmds import MultiLevelDistillation
 from .kd import KnowledgeDistillation
+from .kddn import HeterogeneousTaskImitation
+from .spdd import SelfParameterDistillation
 
 METHODS: Registry[Callable[[RunConfig], Method]] = Registry("distillation method")
 METHODS.register("kd", KnowledgeDistillation)
+METHODS.register("spdd", SelfParameterDistillation)
+METHODS.register("kddn", HeterogeneousTaskImitation)
+METHODS.register("hmds", MultiLevelDistillation)

@@ -19,7 +19,7 @@ from ..adapters import FeatureAdapter, as_map
 from ..hooks import FeatureHooks
 from ..losses import (ContrastiveRegularization, DecouplingProjector, HookedFeatures, fakd_loss, fitnet_loss,
                       output_distillation, rsd_loss)
-from ..teacher import FrozenTeacher, TeacherSpec, check_output_range, load_teacher
+from ..teacher import TeacherSpec, check_output_range, load_teacher
 
 
 @dataclass

@@ -1,0 +1,279 @@
+"""ONNX export with dynamic batch/height/width, parity checks, INT8 quantization and its PSNR cost.
+
+Export uses the TorchScript tracer (``dynamo=False``). Sizes read from ``x.shape`` are traced values
+there, and :func:`kdrestore.models.common.pad_to_multiple` pads with tensor arithmetic under
+tracing, so one graph serves every input size; :func:`onnx_parity` proves it at several sizes.
+``onnx`` and ``onnxruntime`` are optional (``pip install 'kdrestore[export]'``) and imported lazily.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .. import __version__
+from ..errors import KdrestoreError
+from ..fsutil import atomic_path
+
+INPUT, OUTPUT = "input", "output"
+PathLike = str | os.PathLike
+
+
+def _require() -> tuple[Any, Any]:
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError as exc:
+        raise KdrestoreError("ONNX export needs the optional packages onnx and onnxruntime: "
+                             "pip install 'kdrestore[export]'") from exc
+    return onnx, onnxruntime
+
+
+def model_multiple(model: nn.Module) -> int:
+    """The padding multiple of a model (``model.multiple`` or that of a wrapped ``body``), else 1."""
+    for m in (model, getattr(model, "body", None)):
+        if isinstance(getattr(m, "multiple", None), int):
+            return int(m.multiple)  # type: ignore[union-attr]
+    return 1
+
+
+def export_onnx(model: nn.Module, path: PathLike, channels: int, opset: int = 17, dynamic: bool = True,
+                example_hw: tuple[int, int] = (64, 64), metadata: dict[str, Any] | None = None) -> Path:
+    """Export ``model`` (input ``B x channels x H x W``) to ONNX, atomically; returns the path.
+
+    ``dynamic``: batch, height and width are free axes. ``metadata`` (plus channels, multiple and
+    the kdrestore version) is stored in the file's ``metadata_props`` for the ONNX backend.
+    """
+    onnx, _ = _require()
+    model = model.eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    example = torch.rand(1, channels, *example_hw, generator=torch.Generator().manual_seed(0)).to(device)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    meta = {"channels": channels, "multiple": model_multiple(model), "kdrestore_version": __version__,
+            **(metadata or {})}
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer/deprecation notes; parity at several sizes is the proof
+        try:
+            torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset,
+                              input_names=[INPUT], output_names=[OUTPUT], do_constant_folding=True,
+                              dynamic_axes={INPUT: axes, OUTPUT: axes} if dynamic else None)
+        except Exception as exc:
+            raise KdrestoreError(f"ONNX export of {type(model).__name__} failed: {exc}") from exc
+        proto = onnx.load(str(tmp))
+        if not proto.graph.input:
+            raise KdrestoreError(f"{type(model).__name__} cannot be exported: its output does not depend on the "
+                                 "traced input (the model computes outside torch, e.g. with numpy)")
+        onnx.helper.set_model_props(proto, {f"kdrestore.{k}": str(v) for k, v in meta.items()})
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+    return Path(path)
+
+
+def onnx_session(path: PathLike, threads: int | None = None) -> Any:
+    """An onnxruntime CPU inference session."""
+    _, ort = _require()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise KdrestoreError(f"cannot load ONNX model {path}: {exc}") from exc
+
+
+class OnnxModel:
+    """An ONNX file run with onnxruntime as a ``Tensor -> Tensor`` callable (the Restorer's backend)."""
+
+    def __init__(self, path: PathLike, threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.session = onnx_session(path, threads)
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.meta = {k.removeprefix("kdrestore."): v for k, v in props.items()}
+        dim = self.session.get_inputs()[0].shape[1]
+        self.channels = int(dim) if isinstance(dim, int) else int(self.meta.get("channels", 3))
+        self.multiple = int(self.meta.get("multiple", 1))
+
+    def __call__(self, x: Tensor) -> Tensor:
+        out = self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(x.detach().cpu().float().numpy())})[0]
+        return torch.from_numpy(out).to(x.device)
+
+
+@dataclass
+class ParityReport:
+    """Max absolute difference torch vs onnxruntime per input size (``inf`` where a size failed)."""
+
+    diffs: dict[tuple[int, int], float] = field(default_factory=dict)
+    errors: dict[tuple[int, int], str] = field(default_factory=dict)
+
+    @property
+    def max_diff(self) -> float:
+        return max(self.diffs.values(), default=math.inf)
+
+    def describe(self) -> str:
+        parts = [f"{h}x{w}: " + (f"{d:.2e}" if (h, w) not in self.errors else f"FAILED ({self.errors[(h, w)]})")
+                 for (h, w), d in self.diffs.items()]
+        return "max |torch - onnx| " + ", ".join(parts)
+
+
+@torch.no_grad()
+def onnx_parity(model: nn.Module, onnx_path: PathLike,
+                sizes: Sequence[tuple[int, int]] = ((37, 53), (64, 64), (131, 97)),
+                batch: int = 1, seed: int = 0) -> ParityReport:
+    """Run random ``batch x C x H x W`` inputs at every size through both; report the differences."""
+    runner = OnnxModel(onnx_path)
+    model = model.eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    gen = torch.Generator().manual_seed(seed)
+    report = ParityReport()
+    for h, w in sizes:
+        x = torch.rand(batch, runner.channels, h, w, generator=gen)
+        try:
+            expected = model(x.to(device)).float().cpu()
+            got = runner(x)
+            if got.shape != expected.shape:
+                raise ValueError(f"output shape {tuple(got.shape)} != torch {tuple(expected.shape)}")
+            report.diffs[(h, w)] = float((got - expected).abs().max())
+        except Exception as exc:  # onnxruntime raises its own error types
+            report.diffs[(h, w)] = math.inf
+            report.errors[(h, w)] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    return report
+
+
+def _calibration_arrays(images: Iterable[Any], channels: int, crop: int, limit: int) -> list[np.ndarray]:
+    """``1 x C x h x w`` float32 center crops of image files, folders or ``H x W x C`` arrays."""
+    from ..data.imageio import list_images, read_image
+    from ..data.synth import as_mode
+
+    mode = "gray" if channels == 1 else "rgb"
+    sources: list[Any] = []
+    for item in images:
+        if isinstance(item, (str, os.PathLike)) and Path(item).is_dir():
+            sources += list_images(item)
+        else:
+            sources.append(item)
+    out = []
+    for src in sources[:limit]:
+        a = read_image(src, mode) if isinstance(src, (str, os.PathLike)) else as_mode(np.asarray(src), mode)
+        h, w = min(crop, a.shape[0]), min(crop, a.shape[1])
+        y, x = (a.shape[0] - h) // 2, (a.shape[1] - w) // 2
+        out.append(np.ascontiguousarray(a[y:y + h, x:x + w].transpose(2, 0, 1)[None], np.float32))
+    if not out:
+        raise KdrestoreError("no calibration images given (or none readable)")
+    return out
+
+
+def _preprocess(q: Any, src: Path, dest: Path) -> None:
+    """ONNX shape inference + graph optimization, as onnxruntime recommends before quantizing.
+
+    Symbolic shape inference is skipped: it cannot follow the size-dependent padding gathers, and
+    on failure it leaves ``sym_shape_infer_temp.onnx`` and its data files in the working folder.
+    """
+    try:
+        q.quant_pre_process(str(src), str(dest), skip_symbolic_shape=True)
+    except Exception:
+        shutil.copyfile(src, dest)
+
+
+@dataclass
+class QuantResult:
+    path: Path
+    mode: str  # "static QDQ" or "dynamic"
+    note: str = ""
+    bytes_fp32: int = 0
+    bytes_int8: int = 0
+
+
+def quantize_int8(onnx_in: PathLike, onnx_out: PathLike, calibration_images: Iterable[Any], *,
+                  crop: int = 128, limit: int = 16, per_channel: bool = True,
+                  op_types: Sequence[str] | None = None) -> QuantResult:
+    """INT8 quantization: static QDQ (MinMax calibration on ``calibration_images``, the model's
+    degraded inputs: files, folders or arrays; per-channel int8 weights, uint8 activations), falling
+    back to dynamic (weight-only) quantization, with the reason in ``note``, when static fails.
+    ``op_types``: quantize only these op types (e.g. ``["Conv"]``); default: all that onnxruntime can.
+    """
+    _require()
+    from onnxruntime import quantization as q
+
+    runner = OnnxModel(onnx_in)
+    data = _calibration_arrays(calibration_images, runner.channels, crop, limit)
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{INPUT: a} for a in data])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.items, None)
+
+    dest = Path(onnx_out)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".quant-", dir=dest.parent) as tmpdir:
+        pre, tmp = Path(tmpdir) / "pre.onnx", Path(tmpdir) / "int8.onnx"
+        _preprocess(q, Path(onnx_in), pre)
+        mode, note = "static QDQ", f"MinMax calibration on {len(data)} image(s), per-channel={per_channel}"
+        ops = list(op_types) if op_types else None
+        logging.disable(logging.WARNING)  # onnxruntime.quantization logs advice on the root logger
+        try:
+            q.quantize_static(str(pre), str(tmp), Reader(), quant_format=q.QuantFormat.QDQ,
+                              per_channel=per_channel, weight_type=q.QuantType.QInt8, op_types_to_quantize=ops,
+                              activation_type=q.QuantType.QUInt8, calibration_providers=["CPUExecutionProvider"])
+            OnnxModel(tmp)(torch.from_numpy(data[0]))
+        except Exception as exc:
+            mode, note = "dynamic", f"static quantization failed ({type(exc).__name__}: {str(exc)[:200]})"
+            q.quantize_dynamic(str(pre), str(tmp), per_channel=per_channel, weight_type=q.QuantType.QUInt8,
+                               op_types_to_quantize=ops)
+            OnnxModel(tmp)(torch.from_numpy(data[0]))
+        finally:
+            logging.disable(logging.NOTSET)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    return QuantResult(dest, mode, note, Path(onnx_in).stat().st_size, dest.stat().st_size)
+
+
+def int8_psnr_cost(fp32_onnx: PathLike, int8_onnx: PathLike, samples: Iterable[Any],
+                   convention: Any = None) -> dict[str, Any]:
+    """Mean PSNR of the fp32 and the int8 model against clean references, and the difference.
+
+    ``samples``: ``(degraded, clean)`` pairs of ``H x W x C`` arrays, or dataset items with
+    ``input``/``target`` ``C x H x W`` tensors. ``convention``: a
+    :class:`~kdrestore.evaluate.metrics.Convention` (default: RGB, output clipped to [0, 1]).
+    """
+    from ..evaluate.metrics import Convention, psnr
+
+    conv = convention or Convention()
+    fp32, int8 = OnnxModel(fp32_onnx), OnnxModel(int8_onnx)
+    scores: list[tuple[float, float]] = []
+    for s in samples:
+        if isinstance(s, dict):
+            x, clean = s["input"][None].float(), s["target"][None].float()
+        else:
+            x = torch.from_numpy(np.ascontiguousarray(np.asarray(s[0], np.float32).transpose(2, 0, 1)))[None]
+            clean = torch.from_numpy(np.ascontiguousarray(np.asarray(s[1], np.float32).transpose(2, 0, 1)))[None]
+        scores.append((psnr(fp32(x), clean, conv), psnr(int8(x), clean, conv)))
+    if not scores:
+        raise KdrestoreError("int8_psnr_cost: no samples")
+    a, b = (float(np.mean([s[i] for s in scores])) for i in (0, 1))
+    return {"fp32_psnr": a, "int8_psnr": b, "cost_db": a - b, "images": len(scores), "convention": conv.describe()}
+
+
+def builtin_samples(task: str, channels: int, split: str = "test", limit: int = 4,
+                    crop: int = 128) -> list[dict[str, Any]]:
+    """Degraded/clean crops of the built-in images with ``task``'s default degradation (fixed seed)."""
+    from ..data.builtin import builtin_dataset
+
+    try:
+        ds = builtin_dataset(task, split, mode="gray" if channels == 1 else "rgb", crop=crop,  # type: ignore[arg-type]
+                             limit=limit, fixed=True)
+    except (ValueError, FileNotFoundError) as exc:
+        raise KdrestoreError(f"built-in {task} data unavailable: {exc}") from exc
+    return [ds[i] for i in range(len(ds))]

@@ -1,0 +1,153 @@
+"""Resolving a model by name or path: a shipped pretrained student, a run directory, or a registry name.
+
+Shipped students live in ``kdrestore/pretrained/<name>/`` as ``model.safetensors`` + ``card.json``
+(format in ``pretrained/README.md``).
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import KdrestoreError
+from ..models.weights import compare_state_dict, load_weights
+
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+CARD_REQUIRED = ("model", "task", "channels")
+
+
+@dataclass
+class ModelSpec:
+    """A loaded model and what is known about it."""
+
+    model: nn.Module
+    name: str  # the registry name of the architecture
+    channels: int
+    task: str | None = None
+    source: str = ""  # where the weights came from, in words
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+def shipped_names(root: Path | None = None) -> list[str]:
+    """Names of the pretrained students shipped inside the package (folders with a ``card.json``)."""
+    root = root or PRETRAINED_DIR
+    return sorted(d.name for d in root.iterdir() if (d / "card.json").is_file()) if root.is_dir() else []
+
+
+def read_card(folder: Path) -> dict[str, Any]:
+    """Read and check a model card (``card.json``)."""
+    try:
+        card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise KdrestoreError(f"cannot read model card {folder / 'card.json'}: {exc}") from exc
+    missing = [k for k in CARD_REQUIRED if k not in card]
+    if not isinstance(card, dict) or missing:
+        raise KdrestoreError(f"model card {folder / 'card.json'} lacks {', '.join(missing) or 'a mapping'}")
+    return card
+
+
+def _channels(entry_meta: dict[str, Any], args: dict[str, Any]) -> int:
+    return int(args.get("in_channels", entry_meta.get("channels", 3)))
+
+
+def _from_card(folder: Path, weights: str | os.PathLike[str] | None, device: str) -> ModelSpec:
+    from ..models.registry import build_model
+
+    card = read_card(folder)
+    model = build_model(card["model"], **card.get("args", {}))
+    path = Path(weights) if weights else folder / card.get("weights", "model.safetensors")
+    load_weights(model, path)
+    return ModelSpec(model.to(torch.device(device)).eval(), card["model"], int(card["channels"]),
+                     card["task"], f"pretrained '{folder.name}' ({path.name})", card)
+
+
+def _from_run(run: Path, weights: str | os.PathLike[str] | None, device: str) -> ModelSpec:
+    """A training run: config.yaml names the model; weights of best.json, else latest.json (EMA preferred)."""
+    import yaml
+
+    from ..config import ModelConfig, build_section
+    from ..engine.checkpoint import CheckpointManager
+    from ..models.registry import build_model, model_entry
+
+    cfg_path = run / "config.yaml"
+    try:
+        data = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise KdrestoreError(f"cannot read the run's config {cfg_path}: {exc}") from exc
+    mcfg = build_section(ModelConfig, data.get("model"), "model", str(cfg_path))
+    model = build_model(mcfg.name, **mcfg.args)
+    if weights:
+        load_weights(model, weights)
+        source = f"run {run} with weights {weights}"
+    else:
+        manager = CheckpointManager(run)
+        ckpt, which = manager.best(), "best"
+        if ckpt is None:
+            ckpt, which = manager.latest(), "latest"
+        if ckpt is None:
+            raise KdrestoreError(f"run directory {run} has no checkpoint yet (checkpoints/latest.json)")
+        ema = (ckpt.folder / "ema.safetensors").is_file()
+        sd = ckpt.model_weights(ema=ema)
+        report = compare_state_dict(model, sd, str(ckpt.folder))
+        if not report.ok:
+            raise KdrestoreError(f"checkpoint {ckpt.folder} does not fit {mcfg.name}: {report.describe()}")
+        model.load_state_dict(sd)
+        source = f"run {run}, {which} checkpoint step {ckpt.step} ({'EMA' if ema else 'raw'} weights)"
+    meta = model_entry(mcfg.name).meta
+    return ModelSpec(model.to(torch.device(device)).eval(), mcfg.name, _channels(meta, mcfg.args),
+                     data.get("task"), source)
+
+
+def unknown_name_error(name: str) -> KdrestoreError:
+    from ..models.registry import list_models
+
+    shipped = shipped_names()
+    registered = [e.name for e in list_models()]
+    close = difflib.get_close_matches(name, shipped + registered, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return KdrestoreError(
+        f"unknown model '{name}': not a shipped pretrained model (available: "
+        f"{', '.join(shipped) or 'none shipped yet'}), not a run directory or .onnx file, and not a "
+        f"registered model (see 'kdrestore models').{hint}")
+
+
+def resolve(name_or_path: str | os.PathLike[str], weights: str | os.PathLike[str] | None = None,
+            peers: str | os.PathLike[str] | None = None, device: str = "cpu", *,
+            random_init: bool = False) -> ModelSpec:
+    """Find and load a model: (1) a shipped pretrained name, (2) a run directory, (3) a registry
+    name with ``weights`` or its published peer file (``peers`` / ``$KDRESTORE_PEERS``).
+
+    A registry model with parameters but no weights is refused unless ``random_init`` (tests, export
+    checks); classical models without parameters need none.
+    """
+    from ..evaluate.api import load_model
+    from ..models.registry import build_model, list_models
+
+    text = os.fspath(name_or_path)
+    if text in shipped_names():
+        return _from_card(PRETRAINED_DIR / text, weights, device)
+    path = Path(text)
+    if path.is_dir():
+        if not (path / "config.yaml").is_file():
+            raise KdrestoreError(f"{path} is a folder but not a run directory (no config.yaml)")
+        return _from_run(path, weights, device)
+    entry = next((e for e in list_models() if e.name.lower() == text.lower()), None)
+    if entry is None:
+        raise unknown_name_error(text)
+    if weights is None and random_init:
+        model = build_model(entry.name).to(torch.device(device)).eval()
+    else:
+        model = load_model(entry.name, weights, peers, device)
+    if weights is None and not entry.meta.get("peer_weights") and any(True for _ in model.parameters()) \
+            and not random_init:
+        raise KdrestoreError(f"model '{entry.name}' has no published weights: pass weights (--weights FILE), "
+                             f"a run directory, or a shipped pretrained name ({', '.join(shipped_names()) or 'none yet'})")
+    src = f"registry model '{entry.name}'" + (f" with weights {weights}" if weights else
+                                               " (random weights)" if random_init else "")
+    return ModelSpec(model, entry.name, int(entry.meta.get("channels", 3)), entry.meta.get("task"), src)

@@ -1,0 +1,118 @@
+"""Tiled inference: restore images of any size within a memory budget, without visible seams.
+
+The image is cut into overlapping tiles; each tile is restored on its own and the outputs are
+blended with a window that is 0 over the outer quarter of every shared (interior) edge, rises as a
+raised cosine over the middle half and is 1 inside. Pixels that reach the output therefore lie at
+least ``overlap // 4`` pixels from any tile edge, so for a model whose receptive-field radius is at
+most ``overlap // 4`` the tiled result equals the untiled one up to float rounding; for wider models
+the seams are blended smoothly instead of cut. Tile origins are multiples of ``multiple`` (the
+model's down-sampling factor) so encoder-decoder models see the same sampling grid as on the whole
+image; the last tile along an axis is aligned to the border (it may be up to ``multiple - 1``
+pixels larger).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+Model = Callable[[Tensor], Tensor]
+
+
+def tile_for_budget(max_pixels: int, overlap: int, multiple: int = 1) -> int:
+    """The largest square tile side (a multiple of ``multiple``) with ``side**2 <= max_pixels``."""
+    side = int(math.isqrt(int(max_pixels))) // multiple * multiple
+    if side <= overlap + multiple:
+        raise ValueError(f"a budget of {max_pixels} pixels gives {side}-pixel tiles, too small for an overlap "
+                         f"of {overlap}; raise the budget or lower the overlap")
+    return side
+
+
+def tile_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
+    """Tile origins along one axis: every ``step`` (a multiple of ``multiple``), the last at the border."""
+    if length <= tile:
+        return [0]
+    step = max(multiple, (tile - overlap) // multiple * multiple)
+    last = (length - tile) // multiple * multiple  # the last tile spans [last, length)
+    starts = list(range(0, last, step))
+    return starts + [last]
+
+
+def _ramp(size: int, overlap: int, rise_at_start: bool, rise_at_end: bool) -> Tensor:
+    """1-D blending weights of one tile: 0 / raised cosine / 1 at each interior edge."""
+    w = torch.ones(size, dtype=torch.float32)
+    zero = overlap // 4
+    rise = max(1, overlap - 2 * zero)
+    t = (torch.arange(rise, dtype=torch.float32) + 0.5) / rise
+    up = torch.cat([torch.zeros(zero), 0.5 - 0.5 * torch.cos(math.pi * t)])[:size]
+    if rise_at_start:
+        w[: up.numel()] = torch.minimum(w[: up.numel()], up)
+    if rise_at_end:
+        w[size - up.numel():] = torch.minimum(w[size - up.numel():], up.flip(0))
+    return w
+
+
+def plan_tiles(h: int, w: int, tile: int | None, overlap: int, max_pixels: int | None,
+               multiple: int = 1) -> list[tuple[int, int, int, int]]:
+    """The tiles ``(top, left, height, width)`` covering an ``h x w`` image (one tile when it fits)."""
+    if overlap < 0:
+        raise ValueError(f"overlap must be >= 0, got {overlap}")
+    if tile is None:
+        if max_pixels is None or h * w <= max_pixels:
+            return [(0, 0, h, w)]
+        tile = tile_for_budget(max_pixels, overlap, multiple)
+    if tile < overlap + multiple:
+        raise ValueError(f"tile ({tile}) must be at least overlap + multiple ({overlap} + {multiple})")
+    if h <= tile and w <= tile:
+        return [(0, 0, h, w)]
+    ys, xs = tile_starts(h, tile, overlap, multiple), tile_starts(w, tile, overlap, multiple)
+    return [(y, x, (h if y == ys[-1] else y + tile) - y, (w if x == xs[-1] else x + tile) - x)
+            for y in ys for x in xs]
+
+
+@torch.no_grad()
+def restore_tiled(model: Model, image: Tensor, tile: int | None = None, overlap: int = 32,
+                  max_pixels: int | None = None, *, multiple: int | None = None,
+                  batch_size: int | None = None) -> Tensor:
+    """Run ``model`` on ``image`` (``B x C x H x W``) tile by tile; returns the blended output.
+
+    ``tile``: tile side in pixels; None picks the largest square within ``max_pixels`` (pixels per
+    model call), or the whole image when it fits or no budget is given. ``multiple``: tile origins
+    are multiples of it (default: ``model.multiple`` when the model has one, else 1).
+    ``batch_size``: tiles of equal shape per model call (default: as many as the budget allows,
+    at most 8; 1 without a budget). The output keeps the input's shape (its channels may differ).
+    """
+    if image.ndim != 4:
+        raise ValueError(f"expected a B x C x H x W tensor, got shape {tuple(image.shape)}")
+    m = int(multiple or getattr(model, "multiple", 1) or 1)
+    if image.shape[0] != 1:
+        return torch.cat([restore_tiled(model, image[i:i + 1], tile, overlap, max_pixels, multiple=m,
+                                        batch_size=batch_size) for i in range(image.shape[0])])
+    h, w = image.shape[-2:]
+    tiles = plan_tiles(h, w, tile, overlap, max_pixels, m)
+    if len(tiles) == 1:
+        return model(image)
+    if batch_size is None:
+        area = tiles[0][2] * tiles[0][3]
+        batch_size = 1 if max_pixels is None else max(1, min(8, max_pixels // area))
+    out: Tensor | None = None
+    weight = torch.zeros(1, 1, h, w, dtype=torch.float32, device=image.device)
+    groups: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
+    for t in tiles:
+        groups.setdefault((t[2], t[3]), []).append(t)
+    for group in groups.values():
+        for i in range(0, len(group), batch_size):
+            chunk = group[i:i + batch_size]
+            batch = torch.cat([image[..., y:y + th, x:x + tw] for y, x, th, tw in chunk])
+            result = model(batch).float()
+            if out is None:
+                out = torch.zeros(1, result.shape[1], h, w, dtype=torch.float32, device=image.device)
+            for (y, x, th, tw), r in zip(chunk, result):
+                win = (_ramp(th, overlap, y > 0, y + th < h)[:, None]
+                       * _ramp(tw, overlap, x > 0, x + tw < w)[None, :]).to(image.device)
+                out[0, :, y:y + th, x:x + tw] += r * win
+                weight[0, 0, y:y + th, x:x + tw] += win
+    assert out is not None
+    return (out / weight.clamp_min(1e-12)).to(image.dtype)

@@ -1,0 +1,73 @@
+"""KDDN: heterogeneous task imitation — a dehazing student imitates a clean-image auto-encoder.
+
+Paper: Hong, Xie, Li and Qu, "Distilling Image Dehazing with Heterogeneous Task Imitation", CVPR 2020.
+What the paper states: the teacher is an off-the-shelf auto-encoder trained for image reconstruction
+(clean -> clean); the dehazing student is trained with the teacher's help by "process-oriented
+learning": its intermediate features imitate the teacher's while the teacher reconstructs the haze-free
+image, so the student imitates the reconstruction task (a different, easier task).
+
+Our reading, on the general teacher-student machinery of :mod:`.kd` (the pairing and weights are ours):
+
+* the teacher (``distill.teachers[0]``, e.g. ``kddn-teacher`` trained with
+  ``configs/dehaze/kddn-teacher.yaml``, the ``identity`` degradation) runs on the CLEAN target ``y``;
+  the student runs on the hazy input ``x``;
+* at every pair of ``distill.features`` (student point, teacher point) an adapter maps the student
+  feature to the teacher's shape (1x1 conv, resize) and the L1 distance is taken (FitNet-style).
+  Without ``distill.features`` the pairs are the student's ``feature_points`` matched by name in the
+  teacher (the KDDN student and teacher share them: ``down1, down2, body, up1``), each with
+  ``distill.options.feature_weight`` (default 1.0), criterion L1;
+* loss (``A_k`` the adapters, ``F_k`` the hooked features, ``lambda_k`` the pair weights)::
+
+      L = train.losses(S(x), y) + sum_k lambda_k * L1(A_k(F_k^S(x)), F_k^T(y))    (kd_fitnet_k)
+          [+ output.weight * d(S(x), T(y))  only when ``distill.output`` is set; the recipes set null]
+
+  The other terms of ``kd`` (feature losses fakd/rsd, contrastive) also work; they see ``T(y)`` too.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from ...engine.losses import pixel_losses
+from ...errors import KdrestoreError
+from ..losses import output_distillation
+from ..teacher import check_output_range
+from .kd import FeaturePair, KnowledgeDistillation
+
+
+class HeterogeneousTaskImitation(KnowledgeDistillation):
+    """KDDN: the teacher reconstructs the clean image, the student imitates its features from the hazy one."""
+
+    name = "kddn"
+
+    def setup(self, student: nn.Module, device: Any, example: dict[str, Any]) -> None:
+        d = self.dcfg
+        unknown = set(d.options) - {"feature_weight"}
+        if unknown:
+            raise KdrestoreError(f"distill.options: unknown key(s) {sorted(unknown)} for kddn (known: feature_weight)")
+        if d.pseudo_label:
+            raise KdrestoreError("kddn learns from ground truth: distill.pseudo_label must be false")
+        if not d.features:
+            points = list(getattr(student, "feature_points", []))
+            if not points:
+                raise KdrestoreError("kddn: the student declares no feature_points; list distill.features")
+            weight = float(d.options.get("feature_weight", 1.0))
+            d.features = [FeaturePair(student=p, teacher=p, loss="fitnet", weight=weight, criterion="l1")
+                          for p in points]
+        super().setup(student, device, example)
+
+    def losses(self, batch: dict[str, Any], output: Tensor, step: int) -> dict[str, Tensor]:
+        d, clean = self.dcfg, batch["target"]
+        if not self._checked:
+            check_output_range(self.teachers[0], clean[:1], output[:1])
+            self._checked = True
+        terms = pixel_losses(self.cfg.train.losses, output, clean) if d.task_loss else {}
+        if d.output is not None:
+            reconstruction = self.teachers[0](clean)
+            terms["kd_output"] = d.output.weight * output_distillation(output, reconstruction,
+                                                                       criterion=d.output.criterion)
+        terms.update(self._feature_terms(clean))  # student features from the hazy pass, teacher's from y
+        if self.contrastive is not None and d.contrastive is not None:
+            terms["kd_contrastive"] = d.contrastive.weight * self.contrastive(output, clean, batch["input"])
+        return terms

@@ -1,0 +1,140 @@
+"""ONNX export with dynamic H/W (parity at several sizes), the ONNX backend, INT8 quantization."""
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from kdrestore.deploy.restore import Restorer
+from kdrestore.errors import KdrestoreError
+from kdrestore.models.common import _pad_traced, pad_to_multiple
+from kdrestore.models.registry import build_model
+
+SIZES = [(37, 53), (64, 64), (101, 83)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_pad_to_multiple_traced_form_matches_eager_bit_for_bit():
+    """The traced formulation gives exactly the eager values (which are still plain F.pad)."""
+    for mode in ("reflect", "replicate", "constant"):
+        for m in (1, 2, 4, 8):
+            for h, w in [(1, 1), (2, 7), (3, 8), (5, 13), (8, 8), (11, 3)]:
+                x = torch.rand(1, 2, h, w)
+                eager, size = pad_to_multiple(x, m, mode)
+                assert size == (h, w) and torch.equal(eager, _pad_traced(x, m, mode)), (mode, m, h, w)
+                ph, pw = (-h) % m, (-w) % m
+                if mode == "reflect" and (ph >= h or pw >= w):
+                    mode_used = "replicate"
+                else:
+                    mode_used = mode
+                assert torch.equal(eager, F.pad(x, (0, pw, 0, ph), mode=mode_used) if ph or pw else x)
+
+
+def randomized(name):
+    """A registry model with random (non-trivial) weights and BatchNorm statistics."""
+    torch.manual_seed(0)
+    model = build_model(name)
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.1, 0.1)
+            mod.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+# every exportable architecture family: students, tiny teachers, peers (random weights)
+EXPORTABLE = ["unet-tiny", "mdrn-tiny", "msresnet-tiny", "dnnet-tiny", "tinydehaze-s", "nafnet-tiny",
+              "restormer-tiny", "dncnn-s25", "ffdnet-rgb", "prn6-r", "gcanet", "aodnet"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
+@pytest.mark.parametrize("name", EXPORTABLE)
+def test_dynamic_height_and_width(name, tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from kdrestore.deploy.export import export_onnx, onnx_parity
+    from kdrestore.models.registry import model_entry
+
+    model = randomized(name)
+    channels = model_entry(name).meta["channels"]
+    path = export_onnx(model, tmp_path / f"{name}.onnx", channels, example_hw=(64, 64))
+    report = onnx_parity(model, path, sizes=SIZES, batch=2 if name == "unet-tiny" else 1)
+    assert not report.errors, report.describe()
+    assert set(report.diffs) == set(SIZES) and report.max_diff < 1e-4, report.describe()
+    x = torch.rand(1, channels, 40, 40)
+    with torch.no_grad():
+        assert (model(x) - x).abs().max() > 1e-3  # the parity is not between two identities
+
+
+def test_onnx_backend_with_tiling_matches_torch(tmp_path):
+    pytest.importorskip("onnxruntime")
+    model = build_model("unet-tiny", width=4).eval()
+    img = np.random.default_rng(0).random((70, 90, 3)).astype(np.float32)
+    kw = dict(channels=3, tile=48, overlap=16)
+    a = Restorer(model, **kw).restore(img)
+    b = Restorer(model, backend="onnx", **kw).restore(img)
+    assert b.shape == img.shape and np.abs(a - b).max() < 1e-4
+
+
+def test_int8_quantization_and_its_psnr_cost(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.chdir(tmp_path)  # onnxruntime tools like to leave files in the working folder
+    from kdrestore.deploy.export import builtin_samples, export_onnx, int8_psnr_cost, quantize_int8
+
+    model = build_model("mdrn-tiny").eval()
+    fp32 = export_onnx(model, tmp_path / "m.onnx", 1)
+    calib = [s["input"].numpy().transpose(1, 2, 0) for s in builtin_samples("denoise", 1, "train", 3, 48)]
+    result = quantize_int8(fp32, tmp_path / "m.int8.onnx", calib, crop=48)
+    assert result.mode == "static QDQ" and result.path.is_file()
+    cost = int8_psnr_cost(fp32, result.path, builtin_samples("denoise", 1, "test", 2, 48))
+    assert cost["images"] == 2 and math.isfinite(cost["cost_db"]) and abs(cost["cost_db"]) < 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.onnx", "m.onnx"]
+
+
+def test_export_command_with_int8(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from kdrestore.cli import main
+    from kdrestore.data.imageio import write_image
+
+    weights = tmp_path / "w.safetensors"
+    save_file(build_model("mdrn-tiny").state_dict(), str(weights))
+    for i in range(2):
+        write_image(tmp_path / "calib" / f"{i}.png", np.random.default_rng(i).random((40, 40, 1)))
+    out = tmp_path / "m.onnx"
+    code = main(["export", "--model", "mdrn-tiny", "--weights", str(weights), "--format", "onnx", "-o", str(out),
+                 "--int8", "--calibration", str(tmp_path / "calib"), "--samples", "1"])
+    text = capsys.readouterr().out
+    assert code == 0 and "37x53" in text and "static QDQ" in text and "INT8 PSNR cost on 1" in text
+    assert (tmp_path / "m.int8.onnx").is_file()
+
+
+def test_missing_onnx_is_a_clear_error(monkeypatch, tmp_path):
+    from kdrestore.deploy.export import export_onnx
+
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(KdrestoreError, match=r"kdrestore\[export\]"):
+        export_onnx(build_model("mdrn-tiny"), tmp_path / "m.onnx", 1)
+
+
+def test_dynamic_quantization_fallback_says_why(monkeypatch, tmp_path):
+    q = pytest.importorskip("onnxruntime.quantization")
+    from kdrestore.deploy.export import export_onnx, onnx_parity, quantize_int8
+
+    def no_static(*args, **kwargs):
+        raise RuntimeError("unsupported op")
+
+    monkeypatch.setattr(q, "quantize_static", no_static)
+    model = build_model("mdrn-tiny").eval()
+    fp32 = export_onnx(model, tmp_path / "m.onnx", 1)
+    result = quantize_int8(fp32, tmp_path / "m.int8.onnx", [np.random.default_rng(0).random((32, 32, 1))])
+    assert result.mode == "dynamic" and "unsupported op" in result.note
+    assert onnx_parity(model, result.path, sizes=[(33, 45)]).max_diff < 0.05
