@@ -16,12 +16,6 @@ from kdrestore.models.registry import build_model
 SIZES = [(37, 53), (64, 64), (101, 83)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_pad_to_multiple_traced_form_matches_eager_bit_for_bit():

@@ -21,12 +21,6 @@ from kdrestore.errors import KdrestoreError
 from kdrestore.models.registry import build_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def identity(channels: int = 3) -> nn.Module:

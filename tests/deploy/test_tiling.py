@@ -7,13 +7,6 @@ from kdrestore.deploy.tiling import plan_tiles, restore_tiled, tile_starts
 from kdrestore.models.registry import build_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convs are fastest on one thread (and many times slower on a busy machine with more)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def three_conv(channels: int = 3) -> nn.Module:

@@ -1,16 +1,14 @@
-import csv
-import json
 
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from kdrestore.config import load_config
 from kdrestore.distill.methods.spdd import SelfParameterDistillation
 from kdrestore.engine import Trainer
 from kdrestore.errors import KdrestoreError
 from kdrestore.models.registry import build_model
+from runutil import final_weights, losses_of, stop_at
 
 
 def spdd_config(steps=4, **options):
@@ -99,27 +97,6 @@ def test_options_are_validated():
         SelfParameterDistillation(spdd_config(identity_stpes=3))
 
 
-def losses_of(run_dir):
-    with (run_dir / "log.csv").open() as f:
-        return [(int(r["step"]), float(r["loss"]), float(r["spdd_output"])) for r in csv.DictReader(f)]
-
-
-def final_weights(run_dir):
-    latest = json.loads((run_dir / "checkpoints" / "latest.json").read_text())
-    return load_file(str(run_dir / "checkpoints" / latest["dir"] / "model.safetensors"))
-
-
-class StopAt(SelfParameterDistillation):
-    def __init__(self, cfg, stop):
-        super().__init__(cfg)
-        self.stop = stop
-
-    def losses(self, batch, output, step):
-        if step == self.stop:
-            raise KeyboardInterrupt
-        return super().losses(batch, output, step)
-
-
 @pytest.mark.parametrize("snapshot", ["frozen", "ema"])
 def test_trainer_run_keeps_a_frozen_snapshot_and_resumes_exactly(tmp_path, snapshot):
     cfg = spdd_config(snapshot=snapshot, ema_decay=0.5)
@@ -128,12 +105,12 @@ def test_trainer_run_keeps_a_frozen_snapshot_and_resumes_exactly(tmp_path, snaps
     snap = full.method.snapshot
     assert not snap.training and all(not p.requires_grad and p.grad is None for p in snap.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(snap.parameters(), full.model.parameters()))
-    assert losses_of(tmp_path / "full")[-1][2] > 0  # the distillation term is live at the end
+    assert losses_of(tmp_path / "full", "spdd_output")[-1][2] > 0  # the distillation term is live at the end
     with pytest.raises(KeyboardInterrupt):
-        Trainer(cfg, tmp_path / "cut", method=StopAt(cfg, 3), progress=False).fit()
+        Trainer(cfg, tmp_path / "cut", method=stop_at(SelfParameterDistillation, cfg, 3), progress=False).fit()
     resumed = Trainer(cfg, tmp_path / "cut", resume=True, progress=False)
     resumed.fit()
-    assert losses_of(tmp_path / "cut") == losses_of(tmp_path / "full")
+    assert losses_of(tmp_path / "cut", "spdd_output") == losses_of(tmp_path / "full", "spdd_output")
     for k, v in final_weights(tmp_path / "full").items():
         assert torch.equal(v, final_weights(tmp_path / "cut")[k]), k
     for a, b in zip(snap.state_dict().values(), resumed.method.snapshot.state_dict().values()):

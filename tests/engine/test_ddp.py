@@ -9,7 +9,8 @@ import yaml
 from kdrestore.config import load_config
 from kdrestore.engine import Trainer
 
-from test_trainer import final_weights, losses_of, tiny_config
+from runutil import final_weights, losses_of
+from test_trainer import tiny_config
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")

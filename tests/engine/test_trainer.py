@@ -1,15 +1,14 @@
-import csv
 import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from kdrestore.config import ConfigError, load_config
 from kdrestore.engine import Trainer, TrainingDiverged
 from kdrestore.engine import checkpoint as checkpoint_module
 from kdrestore.engine.method import Supervised
 from kdrestore.errors import KdrestoreError
+from runutil import final_weights, losses_of, stop_at
 
 
 def tiny_config(**train):
@@ -22,34 +21,11 @@ def tiny_config(**train):
     }
 
 
-def losses_of(run_dir):
-    with (run_dir / "log.csv").open() as f:
-        return [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f) if r.get("loss")]
-
-
-def final_weights(run_dir):
-    latest = json.loads((run_dir / "checkpoints" / "latest.json").read_text())
-    return load_file(str(run_dir / "checkpoints" / latest["dir"] / "model.safetensors"))
-
-
-class StopAt(Supervised):
-    """Simulates a crash: raises inside the step that follows ``stop``."""
-
-    def __init__(self, cfg, stop):
-        super().__init__(cfg)
-        self.stop = stop
-
-    def losses(self, batch, output, step):
-        if step == self.stop:
-            raise KeyboardInterrupt
-        return super().losses(batch, output, step)
-
-
 def test_interrupted_run_resumes_exactly(tmp_path):
     cfg = load_config(data=tiny_config(ema_decay=0.9))
     Trainer(cfg, tmp_path / "full", progress=False).fit()
     with pytest.raises(KeyboardInterrupt):
-        Trainer(cfg, tmp_path / "cut", method=StopAt(cfg, 3), progress=False).fit()
+        Trainer(cfg, tmp_path / "cut", method=stop_at(Supervised, cfg, 3), progress=False).fit()
     assert json.loads((tmp_path / "cut/checkpoints/latest.json").read_text())["step"] == 2
     Trainer(cfg, tmp_path / "cut", resume=True, progress=False).fit()
     assert losses_of(tmp_path / "cut") == losses_of(tmp_path / "full")
