@@ -69,6 +69,18 @@ def conv3x3(cin: int, cout: int, bias: bool = True, dilation: int = 1) -> nn.Con
     return nn.Conv2d(cin, cout, 3, padding=dilation, dilation=dilation, bias=bias)
 
 
+class ResBlock(nn.Module):
+    """``x + conv(relu(conv(x)))`` with 3x3 convolutions (no normalisation)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(channels, channels)
+        self.conv2 = conv3x3(channels, channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv2(torch.relu(self.conv1(x)))
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters (buffers such as BatchNorm running stats excluded)."""
     return sum(p.numel() for p in model.parameters())

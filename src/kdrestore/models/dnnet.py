@@ -11,26 +11,13 @@ noise). Fully convolutional at stride 1: any H and W without padding.
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from .common import conv3x3
+from .common import ResBlock, conv3x3
 from .registry import register_model
 
 _PUBLISHED = {"text": "Ran et al., 'TRNR', arXiv 2112.01924: DNNet, a simple ResNet of ~1.2M params for blind "
                       "Gaussian denoising; depth/width are our reading"}
-
-
-class ResBlock(nn.Module):
-    """``x + conv(relu(conv(x)))``."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv1 = conv3x3(channels, channels)
-        self.conv2 = conv3x3(channels, channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv2(torch.relu(self.conv1(x)))
 
 
 class DNNet(nn.Module):

@@ -13,24 +13,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .common import conv3x3, crop_to, pad_to_multiple
+from .common import ResBlock, conv3x3, crop_to, pad_to_multiple
 from .registry import register_model
 
 _PUBLISHED = {"text": "Ronneberger et al., 'U-Net', MICCAI 2015; residual restoration variant, our design"}
 
 
-class _ResBlock(nn.Module):
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv1 = conv3x3(channels, channels)
-        self.conv2 = conv3x3(channels, channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv2(torch.relu(self.conv1(x)))
-
-
 def _stage(channels: int, blocks: int) -> nn.Sequential:
-    return nn.Sequential(*[_ResBlock(channels) for _ in range(blocks)])
+    return nn.Sequential(*[ResBlock(channels) for _ in range(blocks)])
 
 
 class UNet(nn.Module):
