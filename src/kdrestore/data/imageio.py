@@ -6,6 +6,8 @@ Writes are atomic (temporary file in the destination folder, then ``os.replace``
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import io
 import os
 import re
@@ -56,15 +58,7 @@ def read_image(path: PathLike, mode: Mode | None = None) -> np.ndarray:
     """
     if mode not in (None, "rgb", "gray"):
         raise ValueError(f"mode must be 'rgb', 'gray' or None, got {mode!r}")
-    p = Path(path)
-    if not p.is_file():
-        raise ImageReadError(p, "no such file" if not p.exists() else "not a file")
-    try:
-        arr = _decode(p)
-    except MemoryError:
-        raise
-    except Exception as exc:  # decoders of damaged files raise all kinds of errors
-        raise ImageReadError(p, f"{type(exc).__name__}: {exc}") from exc
+    arr = read_image_full(path).image
     if arr.shape[2] == 3 and mode == "gray":
         arr = (arr @ _LUMA)[:, :, None]
     elif arr.shape[2] == 1 and mode == "rgb":
@@ -72,7 +66,35 @@ def read_image(path: PathLike, mode: Mode | None = None) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def _decode(p: Path) -> np.ndarray:
+@dataclass(frozen=True)
+class DecodedImage:
+    """All a file holds: ``image`` H x W x C (C = 1 or 3) and ``alpha`` H x W (or None), both float32 in
+    [0, 1] and in display orientation, and ``bits`` (8, or 16 for deeper integer or float data)."""
+
+    image: np.ndarray
+    alpha: np.ndarray | None
+    bits: int
+
+
+def read_image_full(path: PathLike) -> DecodedImage:
+    """Decode a file once, keeping its alpha channel and bit depth (``read_image`` drops both)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ImageReadError(p, "no such file" if not p.exists() else "not a file")
+    try:
+        arr, bits = _decode(p)
+    except MemoryError:
+        raise
+    except Exception as exc:  # decoders of damaged files raise all kinds of errors
+        raise ImageReadError(p, f"{type(exc).__name__}: {exc}") from exc
+    c = arr.shape[2]
+    alpha = np.ascontiguousarray(arr[:, :, c - 1]) if c in (2, 4) else None
+    image = arr[:, :, :1] if c <= 2 else arr[:, :, :3]  # extra TIFF samples beyond 4 are dropped
+    return DecodedImage(np.ascontiguousarray(image, dtype=np.float32), alpha, bits)
+
+
+def _decode(p: Path) -> tuple[np.ndarray, int]:
+    """Float H x W x C (alpha kept as the last channel) in display orientation, and the bit depth."""
     if p.suffix.lower() in (".tif", ".tiff"):
         try:
             import tifffile
@@ -85,26 +107,29 @@ def _decode(p: Path) -> np.ndarray:
         orientation = int(im.getexif().get(0x0112, 1) or 1)
         if im.format == "PNG" and im.mode in ("RGB", "RGBA", "LA") and rawmode.endswith(";16B") \
                 and not im.info.get("interlace"):  # 16-bit colour: Pillow would keep 8 bits
-            arr = _to_float(_png16_decode(p.read_bytes()))
+            arr, bits = _to_float(_png16_decode(p.read_bytes()))
         else:
             im.load()
-            arr = _to_float(np.asarray(_pil_plain(im)), pil_int=im.mode == "I")
-    return _ORIENT.get(orientation, lambda a: a)(arr)
+            arr, bits = _to_float(np.asarray(_pil_plain(im)), pil_int=im.mode == "I")
+    return _ORIENT.get(orientation, lambda a: a)(arr), bits
 
 
 def _pil_plain(im: Image.Image) -> Image.Image:
     """Bring exotic Pillow modes to L / RGB / RGBA / I;16 / I / F."""
     if im.mode in ("P", "PA"):
         return im.convert("RGBA")
-    if im.mode in ("1", "LA", "La"):
+    if im.mode == "La":
+        return im.convert("LA")
+    if im.mode == "1":
         return im.convert("L")
     if im.mode in ("RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
         return im.convert("RGB")
     return im
 
 
-def _to_float(a: np.ndarray, *, pil_int: bool = False, planar_ok: bool = False) -> np.ndarray:
-    """Scale by the integer type (Pillow's 32-bit "I" mode holds 16-bit data) and make H x W x C."""
+def _to_float(a: np.ndarray, *, pil_int: bool = False, planar_ok: bool = False) -> tuple[np.ndarray, int]:
+    """Scale by the integer type (Pillow's 32-bit "I" mode holds 16-bit data), make H x W x C (alpha
+    and extra samples kept), and tell the bit depth (8, or 16 for deeper data)."""
     a = np.asarray(a)
     if a.ndim == 3 and planar_ok and a.shape[0] in (3, 4) and a.shape[2] > 4:
         a = a.transpose(1, 2, 0)  # planar TIFF
@@ -112,14 +137,14 @@ def _to_float(a: np.ndarray, *, pil_int: bool = False, planar_ok: bool = False) 
         a = a[:, :, None]
     if a.ndim != 3 or a.shape[0] == 0 or a.shape[1] == 0:
         raise ValueError(f"unsupported image array shape {a.shape}")
-    a = a[:, :, :3] if a.shape[2] >= 3 else a[:, :, :1]  # drop alpha / extra samples
     if a.dtype == np.bool_:
-        return a.astype(np.float32)
+        return a.astype(np.float32), 8
     if a.dtype.kind in "ui":
         scale = 65535.0 if pil_int else float(np.iinfo(a.dtype).max)
-        return np.clip(a.astype(np.float32) / scale, 0.0, 1.0)
+        bits = 16 if pil_int or a.dtype.itemsize >= 2 else 8
+        return np.clip(a.astype(np.float32) / scale, 0.0, 1.0), bits
     if a.dtype.kind == "f":
-        return np.clip(np.nan_to_num(a.astype(np.float32)), 0.0, 1.0)
+        return np.clip(np.nan_to_num(a.astype(np.float32)), 0.0, 1.0), 16
     raise ValueError(f"unsupported pixel type {a.dtype}")
 
 
@@ -276,7 +301,7 @@ def write_image(path: PathLike, array: Any, bits: int = 8, *, overwrite: bool = 
     return p
 
 
-def _natural_key(name: str) -> list[Any]:
+def natural_key(name: str) -> list[Any]:
     return [(0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", name)]
 
 
@@ -293,4 +318,4 @@ def list_images(folder: PathLike) -> list[Path]:
         raise NotADirectoryError(f"not a folder: {d}")
     files = [p for p in d.iterdir()
              if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()]
-    return sorted(files, key=lambda p: _natural_key(p.name))
+    return sorted(files, key=lambda p: natural_key(p.name))

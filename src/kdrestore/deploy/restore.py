@@ -18,10 +18,9 @@ from typing import Any, Iterable
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor, nn
 
-from ..data.imageio import IMAGE_EXTENSIONS, _natural_key, list_images, read_image, write_image
+from ..data.imageio import IMAGE_EXTENSIONS, list_images, natural_key, read_image_full, write_image
 from ..errors import KdrestoreError
 from .loader import resolve
 from .tiling import restore_tiled
@@ -151,7 +150,7 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Path],
             found = [path]
         elif glob.has_magic(text):
             found = sorted((Path(m) for m in glob.glob(text) if Path(m).is_file()
-                            and Path(m).suffix.lower() in IMAGE_EXTENSIONS), key=lambda p: _natural_key(str(p)))
+                            and Path(m).suffix.lower() in IMAGE_EXTENSIONS), key=lambda p: natural_key(str(p)))
         else:
             found = []
         if not found:
@@ -178,30 +177,8 @@ def output_names(files: list[Path]) -> list[str]:
 
 def read_source(path: Path) -> tuple[np.ndarray, np.ndarray | None, int]:
     """An image for restoration: float colour ``H x W x C`` (display orientation), alpha or None, bit depth."""
-    from ..data.imageio import _ORIENT, _png16_decode
-
-    img = read_image(path)
-    bits, alpha = 8, None
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
-        raw = np.asarray(tifffile.imread(path, key=0))
-        bits = 16 if raw.dtype.itemsize >= 2 else 8
-        if raw.ndim == 3 and raw.shape[2] in (2, 4) and raw.shape[:2] == img.shape[:2]:
-            scale = float(np.iinfo(raw.dtype).max) if raw.dtype.kind in "ui" else 1.0
-            alpha = raw[:, :, -1].astype(np.float32) / scale
-        return img, alpha, bits
-    with Image.open(path) as im:
-        raw16 = bool(im.tile) and str(im.tile[0][3]).endswith(";16B")
-        bits = 16 if im.mode.startswith("I") or raw16 else 8
-        orient = _ORIENT.get(int(im.getexif().get(0x0112, 1) or 1), lambda a: a)
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            if raw16 and im.format == "PNG" and not im.info.get("interlace"):
-                a = _png16_decode(path.read_bytes())[:, :, -1].astype(np.float32) / 65535.0
-            else:
-                a = np.asarray(im.convert("RGBA").getchannel("A"), np.float32) / 255.0
-            alpha = np.ascontiguousarray(orient(a[:, :, None])[:, :, 0])
-    return img, alpha, bits
+    decoded = read_image_full(path)
+    return decoded.image, decoded.alpha, decoded.bits
 
 
 def restore_files(restorer: Restorer, inputs: Iterable[str | os.PathLike[str]], outdir: str | os.PathLike[str],
