@@ -64,7 +64,13 @@ def test_eval_errors_are_clear(tmp_path, capsys, no_peers):
 def test_demo_runs_on_builtin_data(tmp_path, capsys, no_peers):
     assert main(["demo", "-o", str(tmp_path), "--quiet"]) == 0
     rows = json.loads((tmp_path / "demo.json").read_text())
-    assert {r["model"] for r in rows} == {"nlm-denoise", "dcp"}
+    from kdrestore.demo import SHIPPED
+    from kdrestore.deploy.loader import shipped_names
+
+    shipped = {name for name in SHIPPED.values() if name in shipped_names()}
+    assert {r["model"] for r in rows} == {"nlm-denoise", "dcp"} | shipped
     assert all(r["psnr"] > r["input_psnr"] for r in rows)
+    for task in ("denoise", "derain", "dehaze"):  # the degraded inputs, for `kdrestore restore`
+        assert len(list((tmp_path / "inputs" / task).glob("*.png"))) >= 1
     assert (tmp_path / "demo.png").stat().st_size > 10_000
     assert "PSNR" in capsys.readouterr().out

@@ -7,8 +7,8 @@ import sys
 from typing import Sequence
 
 from . import __version__
-from .commands import (cmd_bench, cmd_degrade, cmd_demo, cmd_eval, cmd_export, cmd_models, cmd_restore,
-                       cmd_train)
+from .commands import (cmd_bench, cmd_degrade, cmd_demo, cmd_eval, cmd_export, cmd_models, cmd_package,
+                       cmd_report, cmd_restore, cmd_samples, cmd_train)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench", help="benchmarks; 'distill': fixed-budget ablation of distillation methods; "
-                                     "'methods': SPDD/KDDN (dehaze) and HMDS (denoise) ablations")
-    p.add_argument("what", choices=["distill", "methods"])
+                                     "'methods': SPDD/KDDN (dehaze) and HMDS (denoise) ablations; "
+                                     "'datafree': data-free vs data-trained students vs the teachers; "
+                                     "'trnr': few-image training, ordinary vs TRNR (--batch: tasks per step); "
+                                     "'coic': a backbone with vs without CoIC on mixed rain, per source")
+    p.add_argument("what", choices=["distill", "methods", "datafree", "trnr", "coic"])
     p.add_argument("--task", nargs="+", choices=["denoise", "derain", "dehaze"],
                    help="default: all three (distill); denoise and dehaze (methods)")
     p.add_argument("--data", help="benchmark data root (default $KDRESTORE_DATA)")
@@ -67,11 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=48)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--methods", nargs="*", help="ablation rows (default: all)")
+    p.add_argument("--methods", nargs="*", help="ablation rows (default: all; datafree: data-free data-trained "
+                                                 "multi-weather)")
     p.add_argument("--test-limit", type=int, help="score on the first N test images only")
+    p.add_argument("--multi-steps", type=int, help="datafree: steps of the multi-weather student (default "
+                                                   "--steps x tasks)")
     p.add_argument("--teacher-steps", type=int, help="methods: steps of the teachers trained in the bench (default --steps)")
     p.add_argument("--sets", nargs="+", choices=["Set12", "CBSD68"], help="methods, denoise: test sets (default both)")
     p.add_argument("--sigma", nargs="+", type=float, help="methods, denoise: noise levels (default 25 50)")
+    p.add_argument("--images", default="20", help="trnr: clean training images, a count or a share such as 20%%")
+    p.add_argument("--full-size", action="store_true", help="trnr: MSResNet/DNNet instead of their tiny variants")
     p.add_argument("--json")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bench)
@@ -82,10 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("samples", help="render the generator of a data-free run (latest checkpoint) as a PNG grid")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("-o", "--output", help="PNG file (default RUN_DIR/generator/view_step_<step>.png)")
+    p.add_argument("--count", type=int, default=4, help="samples per degradation label (default 4)")
+    p.add_argument("--size", type=int, help="image side, a multiple of 4 (default: the training crop)")
+    p.set_defaults(func=cmd_samples)
+
     p = sub.add_parser("restore", help="restore images (files, folders, globs) with a trained model")
     p.add_argument("input", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("-o", "--output", required=True, help="output folder (never an input's folder)")
-    p.add_argument("--model", help="run directory, shipped pretrained name, registry name (+ --weights) or .onnx file")
+    p.add_argument("--model", help="shipped pretrained name, run directory, registry name (+ --weights) or .onnx file "
+                   "(default: the shipped student of --task)")
     p.add_argument("--weights", help="weights file (.safetensors/.pth) for a registry model")
     p.add_argument("--peers", help="folder of published peer weights (default $KDRESTORE_PEERS)")
     p.add_argument("--task", choices=["denoise", "derain", "dehaze"])
@@ -100,6 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_restore)
 
+    p = sub.add_parser("package", help="ship a finished run as a pretrained student: weights + scored model card")
+    p.add_argument("run", help="run directory (its last checkpoint is shipped, EMA weights when present)")
+    p.add_argument("--name", required=True, help="the name users will type, e.g. dehaze-small")
+    p.add_argument("--test", nargs="+", required=True, help="test folders under --data to score on")
+    p.add_argument("--sigma", nargs="+", type=float, help="denoising: noise levels to score at (default 25)")
+    p.add_argument("--data", help="benchmark data root (default $KDRESTORE_DATA)")
+    p.add_argument("--half", action="store_true", help="store float16 weights (scored as shipped)")
+    p.add_argument("--competes-with", help="the peer this student is compared with (registry name)")
+    p.add_argument("--recipe", help="the recipe file the run was trained with, for the card")
+    p.add_argument("--dest", help="folder of pretrained models (default: the package's own)")
+    p.add_argument("--force", action="store_true", help="replace an existing model of that name")
+    p.set_defaults(func=cmd_package)
+
     p = sub.add_parser("export", help="export a model to ONNX (dynamic size), check parity, optionally INT8")
     p.add_argument("--model", required=True, help="run directory, shipped pretrained name or registry name")
     p.add_argument("--weights")
@@ -113,6 +142,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8-output", help="default: OUTPUT with .int8.onnx")
     p.add_argument("--samples", type=int, default=4, help="built-in test crops for the INT8 PSNR cost")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", help="HTML report of runs: crop grids input/teacher/student/truth, PSNR plots")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories or shipped model names")
+    p.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default report.html)")
+    p.add_argument("--data", action="append", default=[], metavar="[TASK=]DIR",
+                   help="test images (a task's test folder); TASK=DIR for one task; default: each run's data.val")
+    p.add_argument("--bench", action="append", default=[], metavar="JSON",
+                   help="peers on the plots: JSON of benchmarks/ship.py or benchmarks/peers.py")
+    p.add_argument("--peers", help="published peer weights, for peer teachers (default $KDRESTORE_PEERS)")
+    p.add_argument("--sigma", type=float, help="denoise: AWGN sigma of --data images (default: the run's, else 25)")
+    p.add_argument("--images", type=int, default=3, help="images per run in the grid (default 3)")
+    p.add_argument("--crop", type=int, default=128, help="side of the crops in pixels (default 128)")
+    p.add_argument("--no-latency", action="store_true", help="do not time the students and teachers")
+    p.add_argument("--threads", type=int, help="CPU threads for the timings (default: torch's)")
+    p.add_argument("--title", default="kdrestore report")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
@@ -120,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None and hasattr(signal, "SIGPIPE"):  # `kdrestore models | head` ends quietly
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for records (model cards)
     from .errors import KdrestoreError
 
     try:

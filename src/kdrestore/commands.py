@@ -91,6 +91,40 @@ def cmd_bench(args: argparse.Namespace) -> int:
     data = args.data or os.environ.get("KDRESTORE_DATA")
     if not data:
         raise SystemExit("kdrestore bench: give --data (the benchmark data root) or set KDRESTORE_DATA")
+    if args.what == "datafree":  # data-free vs data-trained vs teacher, per task + one multi-weather student
+        from .evaluate.bench_datafree import format_datafree_bench, run_datafree_bench
+
+        result = run_datafree_bench(data, tasks=args.task, peers=args.peers, steps=args.steps, batch=args.batch,
+                                    crop=args.crop, seed=args.seed, rows=args.methods, test_limit=args.test_limit,
+                                    multi_steps=args.multi_steps, progress=not args.quiet)
+        print(format_datafree_bench(result), flush=True)
+        if args.json:
+            atomic_write_json(args.json, result)
+            print(f"wrote {args.json}")
+        return 0
+    if args.what == "coic":  # one backbone with vs without CoIC, trained on mixed rain, scored per source
+        from .evaluate.bench_coic import format_coic_bench, run_coic_bench
+
+        result = run_coic_bench(data, steps=args.steps, batch=args.batch, crop=args.crop, seed=args.seed,
+                                rows=args.methods, test_limit=args.test_limit, progress=not args.quiet)
+        print(format_coic_bench(result), flush=True)
+        if args.json:
+            atomic_write_json(args.json, result)
+            print(f"wrote {args.json}")
+        return 0
+    if args.what == "trnr":  # few clean images: ordinary training vs TRNR, per task
+        from .evaluate.bench_trnr import format_trnr_bench, run_trnr_bench
+
+        found = []
+        for task in args.task or ["derain", "denoise"]:
+            found.append(run_trnr_bench(task, data, images=args.images, steps=args.steps, batch=args.batch,
+                                        crop=args.crop, seed=args.seed, full_size=args.full_size, methods=args.methods,
+                                        test_limit=args.test_limit, progress=not args.quiet))
+            print(format_trnr_bench(found[-1]) + "\n", flush=True)
+        if args.json:
+            atomic_write_json(args.json, found)
+            print(f"wrote {args.json}")
+        return 0
     methods = args.what == "methods"
     tasks = args.task or (["denoise", "dehaze"] if methods else ["denoise", "derain", "dehaze"])
     if methods and "derain" in tasks:
@@ -123,16 +157,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_samples(args: argparse.Namespace) -> int:
+    from .distill.generator import render_run
+
+    out = render_run(args.run_dir, args.output, count=args.count, size=args.size)
+    print(f"wrote {out}: one row per degradation, (clean | degraded) pairs; grids saved during training "
+          f"(distill.options.sample_every) are in {Path(args.run_dir) / 'generator'}")
+    return 0
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
+    from .deploy.loader import DEFAULT_MODELS
     from .deploy.restore import load, restore_files
     from .errors import KdrestoreError
 
-    if not args.model:
-        raise KdrestoreError("give --model: a run directory, a registry model with --weights, or an .onnx file "
-                             "(default models per task come with the shipped pretrained students)")
-    restorer = load(args.model, args.device, weights=args.weights, peers=args.peers, task=args.task,
+    if not args.model and not args.task:
+        raise KdrestoreError("give --task (denoise, derain or dehaze: its shipped student is used) or --model "
+                             "(a shipped name, a run directory, a registry model with --weights, or an .onnx file)")
+    restorer = load(args.model or DEFAULT_MODELS[args.task], args.device, weights=args.weights, peers=args.peers, task=args.task,
                     tile=args.tile, overlap=args.overlap, max_pixels=_budget(args.max_megapixels),
-                    backend=args.backend, onnx=args.onnx, allow_color_conversion=args.allow_color_conversion)
+                    backend=args.backend, onnx=args.onnx,
+                    allow_color_conversion=args.allow_color_conversion or not args.model)
     print(f"model: {restorer.source} ({restorer.backend})")
     summary = restore_files(restorer, args.input, args.output, progress=not args.quiet)
     print(f"wrote {len(summary.written)} image(s) to {args.output}")
@@ -147,6 +192,23 @@ def _budget(megapixels: float | None) -> int | None:
     if megapixels is None:
         return DEFAULT_MAX_PIXELS
     return int(megapixels * 1e6) if megapixels > 0 else None
+
+
+def cmd_package(args: argparse.Namespace) -> int:
+    import os
+    import shlex
+
+    from .deploy.package import format_card_scores, package_run
+
+    data = args.data or os.environ.get("KDRESTORE_DATA")
+    if not data:
+        raise SystemExit("kdrestore package: give --data (the benchmark data root) or set KDRESTORE_DATA")
+    card = package_run(args.run, args.name, args.test, data_root=data, sigmas=args.sigma,
+                       half=args.half, dest=args.dest, competes_with=args.competes_with, recipe=args.recipe,
+                       force=args.force, command="kdrestore " + shlex.join(args.argv), progress=True)
+    print(f"shipped '{args.name}': {card['model']} {card['params']:,} params, {card['dtype']}")
+    print(format_card_scores(card))
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -180,6 +242,31 @@ def cmd_export(args: argparse.Namespace) -> int:
                                  TASK_CONVENTIONS[task])
         print(f"INT8 PSNR cost on {cost['images']} built-in {task} test crops (128 px): fp32 {cost['fp32_psnr']:.2f} dB, "
               f"int8 {cost['int8_psnr']:.2f} dB, cost {cost['cost_db']:+.3f} dB; {cost['convention']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import os
+
+    from .evaluate.report import build_report
+    from .evaluate.profile import keep_freed_memory
+
+    data = {}
+    for item in args.data:
+        task, sep, folder = item.partition("=")
+        if sep and task in ("denoise", "derain", "dehaze"):
+            data[task] = folder
+        else:
+            data[""] = item
+    keep_freed_memory()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = build_report(args.runs, args.output, data=data, bench=args.bench,
+                       peers=args.peers or os.environ.get("KDRESTORE_PEERS"), sigma=args.sigma,
+                       images=args.images, crop=args.crop, latency=not args.no_latency, title=args.title)
+    print(f"wrote {out} ({out.stat().st_size:,} bytes)")
     return 0
 
 

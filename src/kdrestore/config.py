@@ -33,9 +33,10 @@ class ModelConfig:
 
 @dataclass
 class DatasetConfig:
-    """One data source. ``kind``: synth (clean folder + on-the-fly degradation), paired, builtin."""
+    """One data source. ``kind``: synth (clean folder + on-the-fly degradation), paired, builtin, tasks
+    (TRNR N-frequency-K-shot tasks over the patches of ``limit`` clean images, ``crop`` the patch size)."""
 
-    kind: Literal["synth", "paired", "builtin"] = "builtin"
+    kind: Literal["synth", "paired", "builtin", "tasks", "latent", "mixed"] = "builtin"  # latent: data-free, no path
     path: str | None = None
     task: Literal["denoise", "derain", "dehaze"] | None = None  # builtin: which degradation
     degradation: str | None = None  # synth: a kdrestore.degrade name
@@ -46,6 +47,10 @@ class DatasetConfig:
     augment: bool = True
     limit: int | None = None
     repeat: int = 1  # a small set seen several times per epoch
+    tasks: dict[str, Any] | None = None  # kind tasks: kdrestore.data.episodes.TaskOptions
+    sources: list[DatasetConfig] = field(default_factory=list)  # kind mixed: the data sets mixed
+    weights: list[float] | None = None  # kind mixed: sampling weight per source (default equal); limit: epoch length
+    name: str | None = None  # a source's tag in a mixed set (item["source"])
 
 
 @dataclass
@@ -218,6 +223,9 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
     for section, ds in (("data.train", cfg.data.train), ("data.val", cfg.data.val)):
         if ds is not None and ds.path is not None:
             ds.path = _expand(ds.path, f"{source}: {section}.path")
+        for i, src in enumerate(ds.sources if ds is not None else []):  # kind mixed
+            if src.path is not None:
+                src.path = _expand(src.path, f"{source}: {section}.sources[{i}].path")
     return cfg
 
 

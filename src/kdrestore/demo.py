@@ -1,8 +1,9 @@
 """``kdrestore demo``: degrade the built-in images, restore them, print scores, write a comparison picture.
 
-Runs with no download. Built-in baselines always run (DCP dehazing, non-local-means denoising); the
-published peers (DnCNN, FFDNet, PReNet, GCANet, AOD-Net) join when their weights folder is given
-(``--peers`` or ``$KDRESTORE_PEERS``).
+Runs with no download. The shipped pretrained students and the built-in baselines always run (DCP
+dehazing, non-local-means denoising); the published peers (DnCNN, FFDNet, PReNet, GCANet, AOD-Net) join
+when their weights folder is given (``--peers`` or ``$KDRESTORE_PEERS``). The degraded inputs are
+written to ``OUTPUT/inputs/<task>/`` for ``kdrestore restore`` to work on.
 """
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from .evaluate.runner import evaluate, restore_tensor
 from .fsutil import atomic_path, atomic_write_json
 from .models.registry import default_weights
 
-# task -> models tried in order; peers are skipped when their weights are not available
+# task -> the shipped student shown first (gray denoising: the built-in denoising images are gray)
+SHIPPED = {"denoise": "denoise-gray-blind", "derain": "derain-small", "dehaze": "dehaze-small"}
+# task -> models tried in order after it; peers are skipped when their weights are not available
 DEMO_MODELS: dict[str, list[str]] = {
     "denoise": ["nlm-denoise", "dncnn-s25", "ffdnet-gray"],
     "derain": ["prenet6"],
@@ -56,6 +59,8 @@ def _label(tile: Image.Image, text: str) -> Image.Image:
 def run_demo(output: Path, peers: str | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """Run the demo; writes ``demo.png`` and ``demo.json`` into ``output`` and returns the score rows."""
     from .data.builtin import builtin_dataset
+    from .data.imageio import write_image
+    from .deploy.loader import load_shipped, shipped_names
 
     peers = peers or os.environ.get("KDRESTORE_PEERS")
     output.mkdir(parents=True, exist_ok=True)
@@ -67,10 +72,14 @@ def run_demo(output: Path, peers: str | None = None, progress: bool = True) -> l
         first = samples[0]
         tiles = [_label(_to_tile(first["input"]), f"{task}: input")]
         conv = TASK_CONVENTIONS[task]
-        for name in names:
-            if not _available(name, peers):
+        for i, sample in enumerate(samples):
+            write_image(output / "inputs" / task / f"{sample.get('name', i)}.png", sample["input"])
+        shipped = [SHIPPED[task]] if SHIPPED[task] in shipped_names() else []
+        for name in shipped + names:
+            if name not in shipped and not _available(name, peers):
                 continue
-            model = load_model(name, peers=peers, sigma=25.0 if task == "denoise" else None)
+            model = (load_shipped(name).model if name in shipped else
+                     load_model(name, peers=peers, sigma=25.0 if task == "denoise" else None))
             result = evaluate(model, samples, conv, name=name, task=task, data="built-in", progress=progress)
             rows.append({"task": task, "model": name, "images": len(result.images),
                          "input_psnr": result.input_psnr, "psnr": result.psnr, "ssim": result.ssim,
@@ -96,7 +105,8 @@ def run_demo(output: Path, peers: str | None = None, progress: bool = True) -> l
         print(f"{r['task']:8} {r['model']:16} {r['images']:>6} {r['input_psnr']:>10.2f} {r['psnr']:>7.2f} "
               f"{r['ssim']:>6.3f} {r['ms_per_image']:>7.0f}")
     print("conventions: " + "; ".join(f"{t}: {c.describe()}" for t, c in TASK_CONVENTIONS.items()))
-    print(f"wrote {output / 'demo.png'} and {output / 'demo.json'}")
+    print(f"wrote {output / 'demo.png'} and {output / 'demo.json'}; degraded inputs in {output / 'inputs'} "
+          f"(try: kdrestore restore {output / 'inputs' / 'dehaze'} -o restored --task dehaze)")
     if not peers:
         print("tip: set KDRESTORE_PEERS (or --peers) to the published peer weights to compare DnCNN, PReNet, GCANet, AOD-Net")
     return rows

@@ -126,3 +126,18 @@ def test_teacher_per_degradation_supervises_only_its_samples():
     assert float(method.losses(batch, out, 0)["kd_output"]) == pytest.approx(0.65)  # only the 0.9-teacher
     batch["degradation"] = ["awgn", "haze"]
     assert float(method.losses(batch, out, 0)["kd_output"]) == pytest.approx(0.15 + 0.65)
+
+
+def test_teacher_with_args_gets_its_published_weights_or_an_error(tmp_path, monkeypatch):
+    from kdrestore.models.registry import build_model
+
+    monkeypatch.delenv("KDRESTORE_PEERS", raising=False)
+    with pytest.raises(KdrestoreError, match="has no weights"):  # never a silently random teacher
+        load_teacher(TeacherSpec(name="ffdnet-rgb", args={"sigma": 15}))
+    published = build_model("ffdnet-rgb")
+    (tmp_path / "FFDNet").mkdir()
+    torch.save(published.state_dict(), tmp_path / "FFDNet" / "net_rgb.pth")
+    teacher = load_teacher(TeacherSpec(name="ffdnet-rgb", args={"sigma": 15}), peers=str(tmp_path))
+    got = [p.detach() for p in teacher.parameters()]
+    assert len(got) == len(list(published.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(got, published.parameters()))

@@ -20,6 +20,9 @@ from ..models.weights import compare_state_dict, load_weights
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 CARD_REQUIRED = ("model", "task", "channels")
+# the shipped student that ``kdrestore restore --task T`` uses when no --model is given (no colour
+# denoiser is shipped yet: the gray one restores the luminance of colour images, chroma kept)
+DEFAULT_MODELS = {"denoise": "denoise-gray-blind", "derain": "derain-small", "dehaze": "dehaze-small"}
 
 
 @dataclass
@@ -65,6 +68,15 @@ def _from_card(folder: Path, weights: str | os.PathLike[str] | None, device: str
     load_weights(model, path)
     return ModelSpec(model.to(torch.device(device)).eval(), card["model"], int(card["channels"]),
                      card["task"], f"pretrained '{folder.name}' ({path.name})", card)
+
+
+def load_shipped(name: str, root: Path | None = None, device: str = "cpu") -> ModelSpec:
+    """A shipped student by name; ``root``: another folder of ``<name>/card.json`` (benchmarks, tests)."""
+    root = Path(root) if root else PRETRAINED_DIR
+    if name not in shipped_names(root):
+        raise KdrestoreError(f"no shipped model '{name}' in {root} (available: "
+                             f"{', '.join(shipped_names(root)) or 'none'})")
+    return _from_card(root / name, None, device)
 
 
 def _from_run(run: Path, weights: str | os.PathLike[str] | None, device: str) -> ModelSpec:

@@ -27,6 +27,20 @@ class TeacherSpec:
     args: dict[str, Any] = field(default_factory=dict)
     weight: float = 1.0
     degradations: list[str] | None = None  # supervise only samples of these degradations
+    per_channel: bool = False  # a gray (1-channel) model applied to each channel of colour images
+
+
+class PerChannel(nn.Module):
+    """A gray model applied to every channel of a ``B x C x H x W`` batch (channels folded into the batch)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.feature_points = [f"model.{p}" for p in getattr(model, "feature_points", [])]
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        return self.model(x.reshape(b * c, 1, h, w)).reshape(b, c, h, w)
 
 
 class FrozenTeacher(nn.Module):
@@ -65,21 +79,27 @@ def load_teacher(spec: TeacherSpec | nn.Module, peers: str | None = None, cache:
         path = Path(spec.torchscript)
         if not path.is_file():
             raise KdrestoreError(f"teacher TorchScript file not found: {path}")
-        return FrozenTeacher(torch.jit.load(str(path), map_location="cpu"), path.name, cache)
+        script = torch.jit.load(str(path), map_location="cpu")
+        return FrozenTeacher(PerChannel(script) if spec.per_channel else script, path.name, cache)
     if not spec.name:
         raise KdrestoreError("a teacher needs 'name' (a registered model) or 'torchscript' (a file)")
     from ..evaluate.api import load_model
     from ..models.registry import build_model
 
     if spec.args:
-        model = build_model(spec.name, **spec.args)
-        if spec.weights:
-            from ..models.weights import load_weights
+        from ..models.registry import default_weights, model_entry
+        from ..models.weights import load_weights
 
-            load_weights(model, spec.weights)
+        model = build_model(spec.name, **spec.args)
+        path = spec.weights or default_weights(spec.name, peers)
+        if path is None and model_entry(spec.name).meta.get("peer_weights"):  # as load_model: never a random peer
+            raise KdrestoreError(f"teacher '{spec.name}' with args {spec.args} has no weights: give 'weights', or "
+                                 "--peers / $KDRESTORE_PEERS for its published file")
+        if path is not None:
+            load_weights(model, path)
     else:
         model = load_model(spec.name, spec.weights, peers)
-    return FrozenTeacher(model, spec.name, cache)
+    return FrozenTeacher(PerChannel(model) if spec.per_channel else model, spec.name, cache)
 
 
 def check_output_range(teacher: FrozenTeacher, x: Tensor, student_out: Tensor) -> None:

@@ -24,10 +24,20 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
     """A data set from a recipe section; fails before training when a path holds no images."""
     section = "data.train" if train else "data.val"
     augment = cfg.augment and train
+    if cfg.kind == "mixed":  # weighted sources, each sample tagged with its source (data/mixed.py)
+        from ..data.mixed import build_mixed
+
+        return build_mixed(cfg, task, train=train, seed=seed, build=build_dataset, where=section)
     if cfg.kind == "builtin":
         ds: Dataset = builtin_dataset(cfg.task or task, split="train" if train else "test",  # type: ignore[arg-type]
                                       params=cfg.params or None, mode=cfg.mode,
                                       crop=cfg.crop, augment=augment, limit=cfg.limit, seed=seed, fixed=not train)
+    elif cfg.kind == "latent":  # data-free: a label and a seed per sample, no images (data/latent.py)
+        from ..data.latent import LatentDataset, latent_labels
+
+        if not train:
+            raise KdrestoreError(f"{section}: a 'latent' data set has no images to validate on")
+        ds = LatentDataset(latent_labels(cfg.params, cfg.task or task, section), cfg.limit)
     elif cfg.path is None:
         raise KdrestoreError(f"{section}.path is required for a '{cfg.kind}' data set")
     elif cfg.kind == "synth":
@@ -36,6 +46,14 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
         name, defaults = (cfg.degradation, {}) if cfg.degradation else TASK_DEGRADATIONS[cfg.task or task]
         ds = SynthDataset(cfg.path, name, {**defaults, **cfg.params}, mode=cfg.mode or "rgb", crop=cfg.crop,
                           augment=augment, limit=cfg.limit, seed=seed, fixed=not train)
+    elif cfg.kind == "tasks":  # TRNR: N-frequency-K-shot tasks over clustered patches (data/episodes.py)
+        from ..data.episodes import TaskDataset
+
+        if not train or cfg.crop is None:
+            raise KdrestoreError(f"{section}: a 'tasks' data set is for training and needs crop (the patch size)")
+        name, defaults = (cfg.degradation, {}) if cfg.degradation else TASK_DEGRADATIONS[cfg.task or task]
+        ds = TaskDataset(cfg.path, name, {**defaults, **cfg.params}, patch=cfg.crop, mode=cfg.mode or "rgb",
+                         augment=augment, limit=cfg.limit, seed=seed, options=cfg.tasks, where=section)
     else:
         ds = PairedDataset(cfg.path, rule=cfg.rule, mode=cfg.mode or "rgb", crop=cfg.crop, augment=augment, limit=cfg.limit)
     if len(ds) == 0:  # type: ignore[arg-type]

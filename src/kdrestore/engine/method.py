@@ -5,6 +5,7 @@ the same contract, so the trainer loop is written once.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
@@ -17,6 +18,7 @@ class Method:
     """Base class. ``losses`` returns named loss terms; their sum is minimised."""
 
     name = "supervised"
+    run_dir: Path | None = None  # set by the Trainer before setup: where a method may write artefacts
 
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg

@@ -64,6 +64,7 @@ class Trainer:
             load_weights(self.model, cfg.model.weights)
         self.ema = EMA(self.model, t.ema_decay) if t.ema_decay else None
         self.method = method or build_method(cfg)
+        self.method.run_dir = self.run_dir
         self.method.setup(self.model, self.device, self.train_set[0])
         self.extra = self.method.trainable().to(self.device)
         params = list(self.model.parameters()) + list(self.extra.parameters())

@@ -5,6 +5,7 @@ import ctypes
 import statistics
 import time
 from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -67,3 +68,27 @@ def measure_latency(model: nn.Module, shape: tuple[int, ...], repeats: int = 7, 
     med = statistics.median(times)
     pixels = shape[0] * shape[-1] * shape[-2]
     return Latency(med * 1e3, min(times) * 1e3, pixels / med / 1e6, repeats, tuple(shape))
+
+
+@torch.no_grad()
+def measure_latencies(fns: Mapping[str, Callable[[torch.Tensor], Any]], shape: tuple[int, ...], repeats: int = 7,
+                      warmup: int = 2, seed: int = 0) -> dict[str, Latency]:
+    """CPU latency of several models on one input, called in turn (round-robin) ``warmup + repeats`` times.
+
+    Interleaving makes a slow spell of the machine hit every model alike, so their ratios hold even
+    when the absolute times drift. ``fns``: models or any ``Tensor -> output`` callables (ONNX runners).
+    """
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(warmup + repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn(x)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    pixels = shape[0] * shape[-1] * shape[-2]
+    out = {}
+    for name, t in times.items():
+        med = statistics.median(t)
+        out[name] = Latency(med * 1e3, min(t) * 1e3, pixels / med / 1e6, repeats, tuple(shape))
+    return out

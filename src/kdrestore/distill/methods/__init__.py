@@ -6,13 +6,19 @@ from typing import Callable
 from ...config import RunConfig
 from ...engine.method import Method
 from ...registry import Registry
+from .coic import CoICTraining
+from .datafree import DataFreeDistillation
 from .hmds import MultiLevelDistillation
 from .kd import KnowledgeDistillation
 from .kddn import HeterogeneousTaskImitation
 from .spdd import SelfParameterDistillation
+from .trnr import TaskDrivenMetaLearning
 
 METHODS: Registry[Callable[[RunConfig], Method]] = Registry("distillation method")
 METHODS.register("kd", KnowledgeDistillation)
 METHODS.register("spdd", SelfParameterDistillation)
 METHODS.register("kddn", HeterogeneousTaskImitation)
 METHODS.register("hmds", MultiLevelDistillation)
+METHODS.register("datafree", DataFreeDistillation)  # generator-made inputs, no data
+METHODS.register("coic", CoICTraining)  # instance-modulated deraining on mixed data (no teacher)
+METHODS.register("trnr", TaskDrivenMetaLearning)  # few-image meta-learning (no teacher)

@@ -123,24 +123,28 @@ class MultiLevelDistillation(KnowledgeDistillation):
                 check_output_range(t, x[:1], output[:1])
             self._checked = True
         terms = pixel_losses(self.cfg.train.losses, output, batch["target"]) if d.task_loss else {}
-        active = [i for i in range(n) if float(w[:, i].sum()) > 0]
+        # each teacher runs only on the samples routed to it (hard routing: a third of the cost for three)
+        routed = {i: torch.nonzero(w[:, i] > 0).flatten() for i in range(n)}
+        routed = {i: idx for i, idx in routed.items() if idx.numel()}
         outs, feats = {}, {}
         with torch.no_grad():
-            for i in active:
-                t = self.teachers[i]
-                outs[i] = t.model(x) if self.teacher_hooks[i].paths else t(x)
+            for i, idx in routed.items():
+                t, xi = self.teachers[i], x[idx]
+                outs[i] = t.model(xi) if self.teacher_hooks[i].paths else t(xi)
                 feats[i] = self.teacher_hooks[i].take() if self.teacher_hooks[i].paths else []
+        batch_size = x.shape[0]
         if d.output is not None:
-            kd = sum((w[:, i] * per_sample_distance(output, outs[i], d.output.criterion)).mean() for i in active)
-            terms["kd_output"] = d.output.weight * kd
+            kd = sum((w[idx, i] * per_sample_distance(output[idx], outs[i], d.output.criterion)).sum()
+                     for i, idx in routed.items())
+            terms["kd_output"] = d.output.weight * kd / batch_size
         if self.pairs:
             s_feats, hw = self.student_hooks.take(), tuple(x.shape[-2:])
             for k, pair in enumerate(self.pairs):
                 value = output.new_zeros(())
-                for i in active:
+                for i, idx in routed.items():
                     j = k * n + i  # index of (pair k, teacher i) among the expanded pairs and adapters
-                    s = self.adapters[str(j)](s_feats[j], hw)
+                    s = self.adapters[str(j)](s_feats[j][idx], hw)
                     t = as_map(feats[i][k], hw)
-                    value = value + (w[:, i] * per_sample_distance(s, t, pair.criterion)).mean()
-                terms[f"hmds_feature_{k}"] = pair.weight * value
+                    value = value + (w[idx, i] * per_sample_distance(s, t, pair.criterion)).sum()
+                terms[f"hmds_feature_{k}"] = pair.weight * value / batch_size
         return terms

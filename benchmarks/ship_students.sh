@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Train and package the pretrained students shipped in src/kdrestore/pretrained/ (the exact commands
+# behind their model cards). Needs the benchmark data and the peer weights:
+#   KDRESTORE_DATA=../shared/data KDRESTORE_PEERS=../shared/peers bash benchmarks/ship_students.sh [RUNS_DIR]
+# Each stage is a normal run directory: re-running the script resumes an interrupted run (--resume).
+# CPU budget on a 2-core machine, one thread per run: about 15-40 minutes per student.
+set -euo pipefail
+: "${KDRESTORE_DATA:?set KDRESTORE_DATA to the benchmark data root}"
+: "${KDRESTORE_PEERS:?set KDRESTORE_PEERS to the peer weights folder}"
+RUNS=${1:-runs}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+train() {  # train RECIPE NAME [--set ...]: run or resume RUNS/NAME
+  local recipe=$1 name=$2; shift 2
+  if [ -f "$RUNS/$name/final_metrics.json" ]; then return; fi
+  if [ -f "$RUNS/$name/checkpoints/latest.json" ]; then
+    kdrestore train --resume "$RUNS/$name"
+  else
+    kdrestore train "$recipe" --set "output_dir=$RUNS" --set "name=$name" "$@"
+  fi
+}
+
+last_weights() { python -c "import json,sys; p=sys.argv[1]; print(p + '/checkpoints/' + json.load(open(p + '/checkpoints/latest.json'))['dir'] + '/model.safetensors')" "$1"; }
+
+# 1. denoise-gray-blind: MDRN trained at sigma 25, then HMDS (three DnCNN-S level teachers) on blind noise.
+#    (The shipped stage 1 was planned for 1500 steps and stopped at 1000 with --resume --set train.steps=1000,
+#    so its learning-rate schedule differs slightly from this line's.)
+train configs/denoise/mdrn-s25.yaml mdrn-bsd400-s25 --set train.steps=1000
+train configs/ship/denoise-gray-blind.yaml ship-denoise-gray-blind \
+  --set "model.weights=$(last_weights "$RUNS/mdrn-bsd400-s25")"
+kdrestore package "$RUNS/ship-denoise-gray-blind" --name denoise-gray-blind --half --competes-with dncnn-s25 \
+  --recipe configs/ship/denoise-gray-blind.yaml --test denoise/Set12 --sigma 15 25 50 --force
+
+# 2. denoise-color (NOT SHIPPED): the gray model inflated to RGB, then HMDS with three FFDNet-RGB level
+#    teachers. Our 400-step run did not learn (CBSD68 sigma 25: 21.54 dB, input 20.53): the symmetric
+#    gray-to-RGB start stayed near the identity. Kept for the next attempt; disabled here.
+# python -c "
+# import sys, torch
+# from safetensors.torch import save_file
+# from kdrestore.models.weights import gray_to_color, read_state_dict
+# save_file({k: v.float().contiguous() for k, v in gray_to_color(read_state_dict(sys.argv[1]), 'head', 'tail').items()}, sys.argv[2])
+# " src/kdrestore/pretrained/denoise-gray-blind/model.safetensors "$RUNS/mdrn-rgb-init.safetensors"
+# train configs/ship/denoise-color.yaml ship-denoise-color --set "model.weights=$RUNS/mdrn-rgb-init.safetensors"
+# kdrestore package "$RUNS/ship-denoise-color" --name denoise-color --half --competes-with ffdnet-rgb \
+#   --recipe configs/ship/denoise-color.yaml --test denoise/CBSD68 --sigma 25 --force
+
+# 3. derain-small: MSResNet-tiny distilled from PReNet6 (output + contrastive) on synthetic heavy rain.
+train configs/ship/derain-small.yaml ship-derain-small
+kdrestore package "$RUNS/ship-derain-small" --name derain-small --competes-with prenet6 \
+  --recipe configs/ship/derain-small.yaml --test derain/Rain100H --force
+
+# 4. dehaze-small: tinydehaze by SPDD (self-parameter distillation) on synthetic haze.
+train configs/ship/dehaze-small.yaml ship-dehaze-small
+kdrestore package "$RUNS/ship-dehaze-small" --name dehaze-small --competes-with gcanet \
+  --recipe configs/ship/dehaze-small.yaml --test dehaze/SOTS-indoor-200 --force

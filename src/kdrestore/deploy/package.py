@@ -1,0 +1,126 @@
+"""Turning a finished training run into a shipped pretrained student: weights + a scored model card.
+
+``kdrestore package RUN_DIR --name NAME --test denoise/Set12 --sigma 15 25 50`` takes the run's *last*
+checkpoint (EMA weights when present; never the best-on-validation one, which would select on a test
+set), optionally stores it as float16 (half the bytes), scores exactly the weights it ships on the given
+test sets under the task's convention, and writes ``<dest>/<NAME>/{model.safetensors,card.json}``
+(format: ``kdrestore/pretrained/README.md``). The folder is built beside the destination and renamed
+into place, so a failed or interrupted run never leaves a half-written model.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors.torch import save_file
+
+from ..data.tasks import eval_samples
+from ..engine.checkpoint import CheckpointManager
+from ..errors import KdrestoreError
+from ..evaluate.metrics import TASK_CONVENTIONS
+from ..evaluate.profile import count_macs, count_params
+from ..evaluate.runner import evaluate
+from ..models.registry import build_model, model_entry
+from .loader import PRETRAINED_DIR
+
+
+def _run_summary(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(config, training summary)`` of a run directory, from its saved config.yaml."""
+    try:
+        cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise KdrestoreError(f"{run} is not a run directory: cannot read config.yaml ({exc})") from exc
+    train, data, distill = cfg.get("train", {}), cfg.get("data", {}).get("train", {}), cfg.get("distill") or {}
+    summary = {
+        "run": cfg.get("name"), "steps": train.get("steps"), "batch_size": train.get("batch_size"),
+        "crop": data.get("crop"), "seed": train.get("seed"), "ema_decay": train.get("ema_decay"),
+        "data": {k: data.get(k) for k in ("kind", "degradation", "params", "mode")} | {
+            "path": Path(str(data.get("path"))).name if data.get("path") else None},
+        "initialised_from": Path(cfg["model"]["weights"]).name if cfg.get("model", {}).get("weights") else None,
+        "method": distill.get("method", "kd") if distill else "supervised",
+        "teachers": [t.get("name") for t in distill.get("teachers", [])],
+        "distill_terms": {k: distill[k] for k in ("output", "features", "contrastive", "options") if distill.get(k)},
+    }
+    return cfg, summary
+
+
+def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *, data_root: str | os.PathLike[str],
+                sigmas: list[float] | None = None, half: bool = False, dest: str | os.PathLike[str] | None = None,
+                competes_with: str | None = None, recipe: str | None = None, force: bool = False,
+                command: str | None = None, progress: bool = False) -> dict[str, Any]:
+    """Package ``run_dir``'s last checkpoint as ``dest/name`` (default: the package's pretrained folder).
+
+    ``tests``: folders under ``data_root`` to score on (e.g. ``denoise/Set12``); denoising test sets are
+    scored once per sigma of ``sigmas``. Returns the card that was written.
+    """
+    run, dest = Path(run_dir), Path(dest) if dest else PRETRAINED_DIR
+    cfg, summary = _run_summary(run)
+    ckpt = CheckpointManager(run).latest()
+    if ckpt is None:
+        raise KdrestoreError(f"run directory {run} has no checkpoint (checkpoints/latest.json)")
+    use_ema = (ckpt.folder / "ema.safetensors").is_file()
+    state = ckpt.model_weights(ema=use_ema)
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    model_cfg, task = cfg.get("model", {}), cfg.get("task")
+    model = build_model(model_cfg["name"], **model_cfg.get("args", {}))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    model.eval()
+    channels = int(model_cfg.get("args", {}).get("in_channels", model_entry(model_cfg["name"]).meta.get("channels", 3)))
+    target = dest / name
+    if target.exists() and not force:
+        raise KdrestoreError(f"{target} exists: pass --force to replace it")
+
+    scores = []
+    conv = TASK_CONVENTIONS[task]
+    mode = "gray" if channels == 1 else "rgb"
+    for test in tests:
+        for sigma in (sigmas or [25.0]) if task == "denoise" else [None]:
+            samples, total, desc = eval_samples(task, Path(data_root) / test, sigma=sigma or 25.0, mode=mode)
+            res = evaluate(model, samples, conv, name=name, task=task, data=desc, progress=progress, total=total)
+            if res.failed:
+                raise KdrestoreError(f"scoring on {test} failed for {len(res.failed)} image(s): {res.failed[0]}")
+            scores.append({"data": Path(test).name, "sigma": sigma, "images": len(res.images),
+                           "psnr": round(res.psnr, 3), "ssim": round(res.ssim, 4),
+                           "input_psnr": round(res.input_psnr, 3), "convention": conv.describe()})
+    probe = (1, channels, 256, 256)
+    card = {
+        "model": model_cfg["name"], "args": model_cfg.get("args", {}), "task": task, "channels": channels,
+        "weights": "model.safetensors", "dtype": "float16" if half else "float32",
+        "params": count_params(model), "macs": count_macs(model, probe), "macs_input_shape": list(probe),
+        "competes_with": competes_with,
+        "training": {"recipe": recipe, **summary, "checkpoint_step": ckpt.step,
+                     "weights_kind": "EMA" if use_ema else "raw"},
+        "scores": scores,
+        "command": command,
+        "license": "weights: Apache-2.0 (kdrestore); trained on BSD400 / BSDS500 images (research use) "
+                   "with teachers from published peer weights named under training.teachers",
+    }
+    dest.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest))
+    try:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
+        (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return card
+
+
+def format_card_scores(card: dict[str, Any]) -> str:
+    """The card's scores as text lines."""
+    lines = []
+    for s in card["scores"]:
+        sigma = f" sigma {s['sigma']:g}" if s.get("sigma") is not None else ""
+        lines.append(f"  {s['data']}{sigma}: PSNR {s['psnr']:.2f} dB / SSIM {s['ssim']:.3f} "
+                     f"(input {s['input_psnr']:.2f}; {s['images']} images)")
+    return "\n".join(lines)

@@ -1,0 +1,73 @@
+"""``kdrestore package``: a finished run becomes a shipped student whose card scores the weights it ships."""
+import json
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+
+from kdrestore.cli import main
+from kdrestore.config import load_config
+from kdrestore.data.imageio import write_image
+from kdrestore.deploy import loader
+from kdrestore.deploy.package import package_run
+from kdrestore.engine import Trainer
+from kdrestore.errors import KdrestoreError
+from kdrestore.data.tasks import eval_samples
+from kdrestore.evaluate.metrics import TASK_CONVENTIONS
+from kdrestore.evaluate.runner import evaluate
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pkg")
+    run = root / "run"
+    cfg = load_config(data={
+        "name": "t", "task": "denoise",
+        "model": {"name": "unet-tiny", "args": {"in_channels": 1, "width": 8, "levels": 2}},
+        "data": {"train": {"kind": "builtin", "crop": 24, "limit": 2}},
+        "train": {"steps": 2, "batch_size": 2, "log_every": 1, "val_every": 100, "ckpt_every": 2, "ema_decay": 0.9}})
+    Trainer(cfg, run, progress=False).fit()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        write_image(root / "data" / "denoise" / "tiny" / f"{i}.png", rng.random((28, 24, 1)))
+    return root, run
+
+
+def test_package_scores_the_shipped_weights(finished_run, tmp_path, monkeypatch):
+    root, run = finished_run
+    card = package_run(run, "gray-tiny", ["denoise/tiny"], data_root=root / "data", sigmas=[15, 50], half=True,
+                       dest=tmp_path, competes_with="dncnn-s25")
+    folder = tmp_path / "gray-tiny"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gray-tiny"]  # no temporary folder left behind
+    saved = json.loads((folder / "card.json").read_text())
+    assert saved == card and card["dtype"] == "float16" and card["channels"] == 1
+    assert card["training"]["weights_kind"] == "EMA" and card["training"]["checkpoint_step"] == 2
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        assert all(str(f.get_tensor(k).dtype) == "torch.float16" for k in f.keys())
+    assert [s["sigma"] for s in card["scores"]] == [15, 50]
+    assert card["scores"][0]["psnr"] > card["scores"][1]["psnr"]  # less noise, higher PSNR
+    # the card's number is what the shipped (float16) file scores when loaded by name
+    monkeypatch.setattr(loader, "PRETRAINED_DIR", tmp_path)
+    spec = loader.load_shipped("gray-tiny")
+    samples, total, _ = eval_samples("denoise", root / "data" / "denoise" / "tiny", sigma=15, mode="gray")
+    res = evaluate(spec.model, samples, TASK_CONVENTIONS["denoise"], progress=False, total=total)
+    assert res.psnr == pytest.approx(card["scores"][0]["psnr"], abs=2e-3)
+
+def test_package_refuses_to_replace_without_force(finished_run, tmp_path):
+    root, run = finished_run
+    package_run(run, "m", ["denoise/tiny"], data_root=root / "data", dest=tmp_path)
+    with pytest.raises(KdrestoreError, match="exists: pass --force"):
+        package_run(run, "m", ["denoise/tiny"], data_root=root / "data", dest=tmp_path)
+    package_run(run, "m", ["denoise/tiny"], data_root=root / "data", dest=tmp_path, force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_package_command_and_bad_run(finished_run, tmp_path, capsys):
+    root, run = finished_run
+    code = main(["package", str(run), "--name", "cli", "--test", "denoise/tiny", "--data", str(root / "data"),
+                 "--dest", str(tmp_path)])
+    assert code == 0 and "shipped 'cli'" in capsys.readouterr().out
+    card = json.loads((tmp_path / "cli" / "card.json").read_text())
+    assert card["command"].startswith("kdrestore package") and "--name cli" in card["command"]
+    with pytest.raises(KdrestoreError, match="not a run directory"):
+        package_run(tmp_path, "x", ["denoise/tiny"], data_root=root / "data", dest=tmp_path)
