@@ -8,9 +8,10 @@ Per task, the same student (``unet-tiny`` width 8; gray for Set12), steps, batch
 * ``data-trained``: supervised on the real clean training images with the same synthetic degradation as
   :data:`kdrestore.evaluate.bench.TASKS` (BSD400 gray + AWGN 25; BSDS500-train + rain-heavy / haze);
 * ``multi-weather``: ONE colour student distilled data-free from the three teachers at once (routed by
-  degradation label; DnCNN-S-25 applied per channel) and scored on every task's test set (Set12 through
-  a gray -> RGB -> gray wrapper); trained once, by default for the three single-task budgets together
-  (``multi_steps = steps x tasks``: one model replacing three), same batch and crop;
+  degradation label; DnCNN-S-25 applied per channel, so the generated colour is bounded, ``chroma: 0.5``)
+  and scored on every task's test set (Set12 through a gray -> RGB -> gray wrapper); trained once, by
+  default for the three single-task budgets together (``multi_steps = steps x tasks``: one model
+  replacing three), same batch and crop;
 * the teacher itself and the degraded input.
 
 Tasks: denoise (Set12, AWGN sigma 25, teacher DnCNN-S-25), derain (Rain100H, PReNet6), dehaze
@@ -152,9 +153,10 @@ def run_datafree_bench(data_root: str | os.PathLike[str], *, tasks: list[str] | 
         if "multi-weather" in chosen:
             teachers = [{"name": TASKS[k].teacher, "degradations": [TASKS[k].label],
                          **({"per_channel": True} if TASKS[k].mode == "gray" else {})} for k in chosen_tasks]
+            gray_teacher = any(TASKS[k].mode == "gray" for k in chosen_tasks)  # per-channel: bound the colour
             recipe = datafree_recipe("bench-datafree-multi", chosen_tasks[0], "rgb",
                                      [TASKS[k].label for k in chosen_tasks], teachers, peers, multi_steps, batch,
-                                     crop, seed, options)
+                                     crop, seed, {**({"chroma": 0.5} if gray_teacher else {}), **(options or {})})
             model, wall = _train(recipe, Path(tmp) / "multi", progress)
             for task in chosen_tasks:
                 wrapped = GrayAsRGB(model) if TASKS[task].mode == "gray" else model

@@ -68,7 +68,7 @@ from .kd import distill_config
 class DataFreeOptions:
     latent_channels: int = 16
     generator_width: int = 32
-    chroma: float = 0.5  # bound of the generated colour (logit deviation from the luminance; 0: gray)
+    chroma: float | None = None  # bound the generated colour (logit deviation; e.g. 0.5 for per-channel teachers)
     generator_lr: float = 1e-3
     generator_betas: tuple[float, float] = (0.5, 0.999)
     context: dict[str, int] = field(default_factory=dict)  # label -> generated size the teacher sees
