@@ -82,15 +82,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def _data_root(args: argparse.Namespace) -> str:
+    """``--data``, else ``$KDRESTORE_DATA``: the benchmark data root."""
     import os
-
-    from .evaluate.bench import format_distill_bench, run_distill_bench
-    from .fsutil import atomic_write_json
 
     data = args.data or os.environ.get("KDRESTORE_DATA")
     if not data:
-        raise SystemExit("kdrestore bench: give --data (the benchmark data root) or set KDRESTORE_DATA")
+        raise SystemExit(f"kdrestore {args.command}: give --data (the benchmark data root) or set KDRESTORE_DATA")
+    return data
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .evaluate.bench import format_distill_bench, run_distill_bench
+    from .fsutil import atomic_write_json
+
+    data = _data_root(args)
     if args.what == "datafree":  # data-free vs data-trained vs teacher, per task + one multi-weather student
         from .evaluate.bench_datafree import format_datafree_bench, run_datafree_bench
 
@@ -195,15 +201,11 @@ def _budget(megapixels: float | None) -> int | None:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
-    import os
     import shlex
 
     from .deploy.package import format_card_scores, package_run
 
-    data = args.data or os.environ.get("KDRESTORE_DATA")
-    if not data:
-        raise SystemExit("kdrestore package: give --data (the benchmark data root) or set KDRESTORE_DATA")
-    card = package_run(args.run, args.name, args.test, data_root=data, sigmas=args.sigma,
+    card = package_run(args.run, args.name, args.test, data_root=_data_root(args), sigmas=args.sigma,
                        half=args.half, dest=args.dest, competes_with=args.competes_with, recipe=args.recipe,
                        force=args.force, command="kdrestore " + shlex.join(args.argv), progress=True)
     print(f"shipped '{args.name}': {card['model']} {card['params']:,} params, {card['dtype']}")

@@ -6,11 +6,9 @@ import pytest
 from safetensors import safe_open
 
 from kdrestore.cli import main
-from kdrestore.config import load_config
 from kdrestore.data.imageio import write_image
 from kdrestore.deploy import loader
 from kdrestore.deploy.package import package_run
-from kdrestore.engine import Trainer
 from kdrestore.errors import KdrestoreError
 from kdrestore.data.tasks import eval_samples
 from kdrestore.evaluate.metrics import TASK_CONVENTIONS
@@ -18,15 +16,9 @@ from kdrestore.evaluate.runner import evaluate
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pkg")
-    run = root / "run"
-    cfg = load_config(data={
-        "name": "t", "task": "denoise",
-        "model": {"name": "unet-tiny", "args": {"in_channels": 1, "width": 8, "levels": 2}},
-        "data": {"train": {"kind": "builtin", "crop": 24, "limit": 2}},
-        "train": {"steps": 2, "batch_size": 2, "log_every": 1, "val_every": 100, "ckpt_every": 2, "ema_decay": 0.9}})
-    Trainer(cfg, run, progress=False).fit()
+def finished_run(run_dir, tmp_path_factory):
+    """The shared 2-step run, plus a tiny clean test folder ``data/denoise/tiny``."""
+    root, run = tmp_path_factory.mktemp("pkg"), run_dir
     rng = np.random.default_rng(0)
     for i in range(2):
         write_image(root / "data" / "denoise" / "tiny" / f"{i}.png", rng.random((28, 24, 1)))

@@ -12,11 +12,9 @@ from torch import nn
 
 import kdrestore
 from kdrestore.cli import main
-from kdrestore.config import load_config
 from kdrestore.data.imageio import read_image, write_image
 from kdrestore.deploy import loader
 from kdrestore.deploy.restore import Restorer, load, output_names, read_source, restore_files
-from kdrestore.engine import Trainer
 from kdrestore.errors import KdrestoreError
 from kdrestore.models.registry import build_model
 
@@ -33,20 +31,6 @@ def identity(channels: int = 3) -> nn.Module:
 class Brighten(nn.Module):
     def forward(self, x):
         return x + 0.1
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A real 2-step training run of a gray unet-tiny (with EMA)."""
-    run = tmp_path_factory.mktemp("run")
-    cfg = load_config(data={
-        "name": "t", "task": "denoise",
-        "model": {"name": "unet-tiny", "args": {"in_channels": 1, "width": 8, "levels": 2}},
-        "data": {"train": {"kind": "builtin", "crop": 24, "limit": 2}},
-        "train": {"steps": 2, "batch_size": 2, "log_every": 1, "val_every": 100, "ckpt_every": 2,
-                  "ema_decay": 0.9}})
-    Trainer(cfg, run, progress=False).fit()
-    return run
 
 
 def test_restore_keeps_dtype_and_layout():

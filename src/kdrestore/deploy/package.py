@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from safetensors.torch import save_file
 
