@@ -31,18 +31,10 @@ train configs/ship/denoise-gray-blind.yaml ship-denoise-gray-blind \
 kdrestore package "$RUNS/ship-denoise-gray-blind" --name denoise-gray-blind --half --competes-with dncnn-s25 \
   --recipe configs/ship/denoise-gray-blind.yaml --test denoise/Set12 --sigma 15 25 50 --force
 
-# 2. denoise-color (NOT SHIPPED): the gray model inflated to RGB, then HMDS with three FFDNet-RGB level
-#    teachers. Our 400-step run did not learn (CBSD68 sigma 25: 21.54 dB, input 20.53): the symmetric
-#    gray-to-RGB start stayed near the identity. Kept for the next attempt; disabled here.
-# python -c "
-# import sys, torch
-# from safetensors.torch import save_file
-# from kdrestore.models.weights import gray_to_color, read_state_dict
-# save_file({k: v.float().contiguous() for k, v in gray_to_color(read_state_dict(sys.argv[1]), 'head', 'tail').items()}, sys.argv[2])
-# " src/kdrestore/pretrained/denoise-gray-blind/model.safetensors "$RUNS/mdrn-rgb-init.safetensors"
-# train configs/ship/denoise-color.yaml ship-denoise-color --set "model.weights=$RUNS/mdrn-rgb-init.safetensors"
-# kdrestore package "$RUNS/ship-denoise-color" --name denoise-color --half --competes-with ffdnet-rgb \
-#   --recipe configs/ship/denoise-color.yaml --test denoise/CBSD68 --sigma 25 --force
+# 2. denoise-color: MDRN-RGB from scratch, HMDS with three FFDNet-RGB level teachers on blind noise.
+train configs/ship/denoise-color.yaml ship-denoise-color
+kdrestore package "$RUNS/ship-denoise-color" --name denoise-color --half --competes-with ffdnet-rgb \
+  --recipe configs/ship/denoise-color.yaml --test denoise/CBSD68 --sigma 15 25 50 --force
 
 # 3. derain-small: MSResNet-tiny distilled from PReNet6 (output + contrastive) on synthetic heavy rain.
 train configs/ship/derain-small.yaml ship-derain-small

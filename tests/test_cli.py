@@ -64,10 +64,9 @@ def test_eval_errors_are_clear(tmp_path, capsys, no_peers):
 def test_demo_runs_on_builtin_data(tmp_path, capsys, no_peers):
     assert main(["demo", "-o", str(tmp_path), "--quiet"]) == 0
     rows = json.loads((tmp_path / "demo.json").read_text())
-    from kdrestore.demo import SHIPPED
-    from kdrestore.deploy.loader import shipped_names
+    from kdrestore.deploy.loader import DEFAULT_MODELS, shipped_names
 
-    shipped = {name for name in SHIPPED.values() if name in shipped_names()}
+    shipped = {name for name in DEFAULT_MODELS.values() if name in shipped_names()}
     assert {r["model"] for r in rows} == {"nlm-denoise", "dcp"} | shipped
     assert all(r["psnr"] > r["input_psnr"] for r in rows)
     for task in ("denoise", "derain", "dehaze"):  # the degraded inputs, for `kdrestore restore`

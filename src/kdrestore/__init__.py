@@ -4,13 +4,13 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "load"]
+__all__ = ["__version__", "load", "load_default"]
 
 
 def __getattr__(name: str) -> Any:
-    """Lazy public API: ``kdrestore.load`` imports torch and the models only when first used."""
-    if name == "load":
-        from .deploy.restore import load
+    """Lazy public API: ``kdrestore.load`` / ``kdrestore.load_default`` import torch only when first used."""
+    if name in ("load", "load_default"):
+        from .deploy import restore
 
-        return load
+        return getattr(restore, name)
     raise AttributeError(f"module 'kdrestore' has no attribute {name!r}")

@@ -173,17 +173,20 @@ def cmd_samples(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from .deploy.loader import DEFAULT_MODELS
-    from .deploy.restore import load, restore_files
+    from .deploy.restore import load, load_default, restore_files
     from .errors import KdrestoreError
 
     if not args.model and not args.task:
         raise KdrestoreError("give --task (denoise, derain or dehaze: its shipped student is used) or --model "
                              "(a shipped name, a run directory, a registry model with --weights, or an .onnx file)")
-    restorer = load(args.model or DEFAULT_MODELS[args.task], args.device, weights=args.weights, peers=args.peers, task=args.task,
-                    tile=args.tile, overlap=args.overlap, max_pixels=_budget(args.max_megapixels),
-                    backend=args.backend, onnx=args.onnx,
-                    allow_color_conversion=args.allow_color_conversion or not args.model)
+    if args.onnx and not args.model:
+        raise KdrestoreError("--onnx names the exported file of --model; give --model too")
+    kw = dict(tile=args.tile, overlap=args.overlap, max_pixels=_budget(args.max_megapixels), backend=args.backend)
+    if args.model:
+        restorer = load(args.model, args.device, weights=args.weights, peers=args.peers, task=args.task,
+                        onnx=args.onnx, allow_color_conversion=args.allow_color_conversion, **kw)
+    else:
+        restorer = load_default(args.task, args.device, **kw)
     print(f"model: {restorer.source} ({restorer.backend})")
     summary = restore_files(restorer, args.input, args.output, progress=not args.quiet)
     print(f"wrote {len(summary.written)} image(s) to {args.output}")

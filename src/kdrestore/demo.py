@@ -20,8 +20,6 @@ from .evaluate.runner import evaluate, restore_tensor
 from .fsutil import atomic_path, atomic_write_json
 from .models.registry import default_weights
 
-# task -> the shipped student shown first (gray denoising: the built-in denoising images are gray)
-SHIPPED = {"denoise": "denoise-gray-blind", "derain": "derain-small", "dehaze": "dehaze-small"}
 # task -> models tried in order after it; peers are skipped when their weights are not available
 DEMO_MODELS: dict[str, list[str]] = {
     "denoise": ["nlm-denoise", "dncnn-s25", "ffdnet-gray"],
@@ -60,7 +58,7 @@ def run_demo(output: Path, peers: str | None = None, progress: bool = True) -> l
     """Run the demo; writes ``demo.png`` and ``demo.json`` into ``output`` and returns the score rows."""
     from .data.builtin import builtin_dataset
     from .data.imageio import write_image
-    from .deploy.loader import load_shipped, shipped_names
+    from .deploy.loader import DEFAULT_MODELS, load_shipped, shipped_names
 
     peers = peers or os.environ.get("KDRESTORE_PEERS")
     output.mkdir(parents=True, exist_ok=True)
@@ -74,7 +72,8 @@ def run_demo(output: Path, peers: str | None = None, progress: bool = True) -> l
         conv = TASK_CONVENTIONS[task]
         for i, sample in enumerate(samples):
             write_image(output / "inputs" / task / f"{sample.get('name', i)}.png", sample["input"])
-        shipped = [SHIPPED[task]] if SHIPPED[task] in shipped_names() else []
+        # the task's shipped student first (gray denoising: the built-in denoising images are gray)
+        shipped = [DEFAULT_MODELS[task]] if DEFAULT_MODELS[task] in shipped_names() else []
         for name in shipped + names:
             if name not in shipped and not _available(name, peers):
                 continue

@@ -46,7 +46,7 @@ def randomized(name):
 
 
 # every exportable architecture family: students, tiny teachers, peers (random weights)
-EXPORTABLE = ["unet-tiny", "mdrn-tiny", "msresnet-tiny", "dnnet-tiny", "tinydehaze-s", "nafnet-tiny",
+EXPORTABLE = ["unet-tiny", "mdrn-tiny", "mdrn-fast", "msresnet-tiny", "dnnet-tiny", "tinydehaze-s", "nafnet-tiny",
               "restormer-tiny", "dncnn-s25", "ffdnet-rgb", "prn6-r", "gcanet", "aodnet"]
 
 

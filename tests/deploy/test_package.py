@@ -8,7 +8,7 @@ from safetensors import safe_open
 from kdrestore.cli import main
 from kdrestore.data.imageio import write_image
 from kdrestore.deploy import loader
-from kdrestore.deploy.package import package_run
+from kdrestore.deploy.package import _run_summary, package_run
 from kdrestore.errors import KdrestoreError
 from kdrestore.data.tasks import eval_samples
 from kdrestore.evaluate.metrics import TASK_CONVENTIONS
@@ -44,6 +44,14 @@ def test_package_scores_the_shipped_weights(finished_run, tmp_path, monkeypatch)
     samples, total, _ = eval_samples("denoise", root / "data" / "denoise" / "tiny", sigma=15, mode="gray")
     res = evaluate(spec.model, samples, TASK_CONVENTIONS["denoise"], progress=False, total=total)
     assert res.psnr == pytest.approx(card["scores"][0]["psnr"], abs=2e-3)
+
+def test_card_names_each_teacher_with_its_arguments(tmp_path):
+    (tmp_path / "config.yaml").write_text(
+        "name: r\ndistill:\n  method: hmds\n  teachers:\n    - {name: ffdnet-rgb, args: {sigma: 15}}\n"
+        "    - {name: dncnn-s25}\n")
+    _, summary = _run_summary(tmp_path)
+    assert summary["teachers"] == ["ffdnet-rgb(sigma=15)", "dncnn-s25"] and summary["method"] == "hmds"
+
 
 def test_package_refuses_to_replace_without_force(finished_run, tmp_path):
     root, run = finished_run

@@ -14,7 +14,7 @@ import kdrestore
 from kdrestore.cli import main
 from kdrestore.data.imageio import read_image, write_image
 from kdrestore.deploy import loader
-from kdrestore.deploy.restore import Restorer, load, output_names, read_source, restore_files
+from kdrestore.deploy.restore import Restorer, load, load_default, output_names, read_source, restore_files
 from kdrestore.errors import KdrestoreError
 from kdrestore.models.registry import build_model
 
@@ -151,6 +151,34 @@ def test_shipped_pretrained_card(monkeypatch, tmp_path):
     assert r.channels == 1 and r.task == "denoise" and "pretrained" in r.source
     with pytest.raises(KdrestoreError, match="available: gray-small"):
         load("nope")
+
+
+def _ship(folder, channels: int, seed: int) -> None:
+    torch.manual_seed(seed)
+    model = build_model("unet-tiny", in_channels=channels, width=4, levels=2)
+    folder.mkdir()
+    save_file(model.state_dict(), str(folder / "model.safetensors"))
+    (folder / "card.json").write_text(json.dumps({"model": "unet-tiny", "args": {"in_channels": channels, "width": 4,
+                                                  "levels": 2}, "task": "denoise", "channels": channels}))
+
+
+def test_task_default_sends_colour_images_to_the_colour_student(monkeypatch, tmp_path):
+    _ship(tmp_path / "gray", 1, 0)
+    monkeypatch.setattr(loader, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(loader, "DEFAULT_MODELS", {"denoise": "gray"})
+    monkeypatch.setattr(loader, "DEFAULT_COLOR_MODELS", {"denoise": "color"})
+    rng = np.random.default_rng(4)
+    rgb, gray = rng.random((16, 20, 3)).astype(np.float32), rng.random((16, 20, 1)).astype(np.float32)
+    alone = load_default("denoise")  # no colour student shipped: the gray one restores the luminance
+    assert alone.color is None and alone.restore(rgb).shape == rgb.shape
+    _ship(tmp_path / "color", 3, 1)
+    both = load_default("denoise")
+    assert both.color is not None and both.color.channels == 3 and "colour images" in both.source
+    assert np.array_equal(both.restore(rgb), load("color").restore(rgb))
+    assert np.array_equal(both.restore(gray), load("gray").restore(gray))
+    assert not np.allclose(both.restore(rgb), alone.restore(rgb))
+    with pytest.raises(KdrestoreError, match="no shipped student for task 'deblur'"):
+        load_default("deblur")
 
 
 def test_import_kdrestore_stays_light():

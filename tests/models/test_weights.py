@@ -6,9 +6,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from kdrestore.models.common import PadToMultiple, crop_to, pad_to_multiple
-from kdrestore.errors import KdrestoreError
-from kdrestore.models.registry import build_model
-from kdrestore.models.weights import WeightsError, gray_to_color, load_weights, read_state_dict
+from kdrestore.models.weights import WeightsError, load_weights, read_state_dict
 
 
 class Evil:
@@ -62,23 +60,3 @@ def test_pad_to_multiple_and_crop_back(size):
     assert torch.equal(crop_to(xp, orig), x)
     body = nn.Sequential(nn.Conv2d(2, 2, 3, stride=4, padding=1), nn.Upsample(scale_factor=4))
     assert PadToMultiple(body, 4)(x).shape == x.shape
-
-
-# gray -> RGB inflation: three equal channels are restored like the gray image
-def test_equal_channels_restore_like_gray() -> None:
-    torch.manual_seed(0)
-    gray = build_model("mdrn-tiny").eval()
-    color = build_model("mdrn-tiny", in_channels=3).eval()
-    color.load_state_dict(gray_to_color(gray.state_dict(), "head", "tail"))
-    x = torch.rand(1, 1, 24, 24)
-    with torch.no_grad():
-        want = gray(x)
-        got = color(x.repeat(1, 3, 1, 1))
-    for c in range(3):
-        assert torch.allclose(got[:, c:c + 1], want, atol=1e-5)
-
-
-def test_names_missing_layer() -> None:
-    gray = build_model("mdrn-tiny")
-    with pytest.raises(KdrestoreError, match="first_conv"):
-        gray_to_color(gray.state_dict(), "first_conv", "tail")

@@ -13,6 +13,7 @@ for _m in ZOO_MODULES:
 # name -> (min params, max params) of the registered default config
 SIZES = {
     "mdrn": (300_000, 500_000), "mdrn-rgb": (300_000, 500_000), "mdrn-tiny": (10_000, 60_000),
+    "mdrn-fast": (300_000, 500_000), "mdrn-rgb-fast": (300_000, 500_000),
     "msresnet": (800_000, 1_000_000), "msresnet-tiny": (5_000, 100_000),
     "dnnet": (1_000_000, 1_400_000), "dnnet-tiny": (2_000, 50_000),
     "tinydehaze": (5_000, 50_000), "tinydehaze-s": (5_000, 50_000),
@@ -89,6 +90,15 @@ def test_channels_and_widths_are_configurable():
         c = kw["in_channels"]
         x = torch.rand(1, c, 9, 7)
         assert model(x).shape == x.shape, name
+
+
+def test_mdrn_fast_works_on_a_quarter_of_the_pixels():
+    from kdrestore.evaluate.profile import count_macs
+
+    full, fast = _build("mdrn")[0], _build("mdrn-fast")[0]
+    ratio = count_macs(fast, (1, 1, 64, 64)) / count_macs(full, (1, 1, 64, 64))
+    assert 0.2 < ratio < 0.3 and fast.multiple == 8
+    assert set(full.state_dict()) == set(fast.state_dict())  # the shipped mdrn weights keep their keys
 
 
 def test_restormer_converts_the_authors_key_layout():

@@ -20,9 +20,11 @@ from ..models.weights import compare_state_dict, load_weights
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 CARD_REQUIRED = ("model", "task", "channels")
-# the shipped student that ``kdrestore restore --task T`` uses when no --model is given (no colour
-# denoiser is shipped yet: the gray one restores the luminance of colour images, chroma kept)
+# the shipped student that ``kdrestore restore --task T`` uses when no --model is given, and the one
+# that takes colour images instead when the first is gray (without it the gray student restores the
+# luminance of colour images, chroma kept)
 DEFAULT_MODELS = {"denoise": "denoise-gray-blind", "derain": "derain-small", "dehaze": "dehaze-small"}
+DEFAULT_COLOR_MODELS = {"denoise": "denoise-color"}
 
 
 @dataclass

@@ -29,6 +29,12 @@ from ..models.registry import build_model, model_entry
 from .loader import PRETRAINED_DIR
 
 
+def _teacher_label(spec: dict[str, Any]) -> str | None:
+    """``ffdnet-rgb(sigma=15)``: a recipe's teacher with its factory arguments, for the card."""
+    name, args = spec.get("name") or spec.get("torchscript"), spec.get("args") or {}
+    return f"{name}({', '.join(f'{k}={v}' for k, v in args.items())})" if args else name
+
+
 def _run_summary(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(config, training summary)`` of a run directory, from its saved config.yaml."""
     try:
@@ -43,7 +49,7 @@ def _run_summary(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             "path": Path(str(data.get("path"))).name if data.get("path") else None},
         "initialised_from": Path(cfg["model"]["weights"]).name if cfg.get("model", {}).get("weights") else None,
         "method": distill.get("method", "kd") if distill else "supervised",
-        "teachers": [t.get("name") for t in distill.get("teachers", [])],
+        "teachers": [_teacher_label(t) for t in distill.get("teachers", [])],
         "distill_terms": {k: distill[k] for k in ("output", "features", "contrastive", "options") if distill.get(k)},
     }
     return cfg, summary

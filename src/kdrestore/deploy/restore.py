@@ -34,8 +34,9 @@ class Restorer:
     """A model ready to restore images: weights, task, device, tiling and backend (torch or onnx).
 
     Gray (1-channel) models refuse RGB images unless ``allow_color_conversion``, which restores the
-    BT.601 luminance and keeps the chroma (``rgb + (Y_restored - Y)``). Colour models take gray
-    images as three equal channels and return the luminance. Alpha passes through untouched.
+    BT.601 luminance and keeps the chroma (``rgb + (Y_restored - Y)``), or hand them to ``color``, a
+    colour restorer, when one is set. Colour models take gray images as three equal channels and
+    return the luminance. Alpha passes through untouched.
     """
 
     def __init__(self, model: nn.Module | None, *, channels: int | None = None, task: str | None = None,
@@ -49,6 +50,7 @@ class Restorer:
         self.device = torch.device(device if backend == "torch" else "cpu")
         self.tile, self.overlap, self.max_pixels = tile, overlap, max_pixels
         self.allow_color_conversion = allow_color_conversion
+        self.color: Restorer | None = None  # restores the RGB images of a gray model, if set
         if backend == "torch":
             if model is None:
                 raise KdrestoreError("the torch backend needs a model")
@@ -87,6 +89,8 @@ class Restorer:
             raise KdrestoreError("the image contains NaN or infinite values")
         c = img.shape[2]
         if c == 3 and self.channels == 1:
+            if self.color is not None:
+                return self.color.restore_float(img)
             if not self.allow_color_conversion:
                 raise KdrestoreError(f"{self.name or 'the model'} restores gray images and this image is RGB; "
                                      "allow color conversion (--allow-color-conversion) to restore its luminance")
@@ -232,3 +236,19 @@ def load(name_or_path: str | os.PathLike[str], device: str = "cpu", *,
     kw["task"] = task or spec.task
     return Restorer(spec.model, channels=spec.channels, backend=backend, onnx_path=onnx, name=spec.name,
                     source=spec.source, **kw)  # type: ignore[arg-type]
+
+
+def load_default(task: str, device: str = "cpu", **kw: Any) -> Restorer:
+    """The shipped student(s) of a task (``kdrestore restore --task T``): for denoising the gray student
+    restores gray images and the colour student colour ones (the gray one restores their luminance
+    if no colour student is shipped). ``kw`` as for :func:`load`."""
+    from .loader import DEFAULT_COLOR_MODELS, DEFAULT_MODELS, shipped_names
+
+    if task not in DEFAULT_MODELS:
+        raise KdrestoreError(f"no shipped student for task {task!r}; tasks: {', '.join(sorted(DEFAULT_MODELS))}")
+    restorer = load(DEFAULT_MODELS[task], device, task=task, allow_color_conversion=True, **kw)
+    color = DEFAULT_COLOR_MODELS.get(task)
+    if restorer.channels == 1 and color in shipped_names():
+        restorer.color = load(color, device, task=task, **kw)
+        restorer.source = f"{restorer.source}; colour images: {restorer.color.source}"
+    return restorer

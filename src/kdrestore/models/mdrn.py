@@ -20,7 +20,9 @@ Our reading (the block internals are ours, written from that description, not fr
   reconstruction conv predicts the noise residual: ``out = x + tail(...)`` (global residual).
 
 Sizes: 48 channels x 4 blocks ~ 0.40M parameters; 16 channels x 4 blocks ~ 45k. Inputs of any size are
-padded to a multiple of 4 and cropped back.
+padded to a multiple of 4 and cropped back. ``unshuffle=2`` (``mdrn-fast``, ``mdrn-rgb-fast``; ours, after
+FFDNet) runs the whole network on 2x2 pixel-unshuffled input, a quarter of the pixels: about 4x fewer MACs
+at the same width, and twice the receptive field.
 """
 from __future__ import annotations
 
@@ -62,24 +64,26 @@ class MDRBlock(nn.Module):
 class MDRN(nn.Module):
     """Shallow conv -> MDR blocks -> hierarchical fusion -> reconstruction conv, ``out = x + residual``."""
 
-    multiple = 4
-
-    def __init__(self, in_channels: int = 1, channels: int = 48, blocks: int = 4) -> None:
+    def __init__(self, in_channels: int = 1, channels: int = 48, blocks: int = 4, unshuffle: int = 1) -> None:
         super().__init__()
-        self.head = conv3x3(in_channels, channels)
+        self.multiple = 4 * unshuffle
+        folded = in_channels * unshuffle * unshuffle
+        self.fold = nn.PixelUnshuffle(unshuffle) if unshuffle > 1 else nn.Identity()
+        self.unfold = nn.PixelShuffle(unshuffle) if unshuffle > 1 else nn.Identity()
+        self.head = conv3x3(folded, channels)
         self.body = nn.Sequential(*[MDRBlock(channels) for _ in range(blocks)])
         self.fusion = nn.Sequential(nn.Conv2d(blocks * channels, channels, 1), conv3x3(channels, channels))
-        self.tail = conv3x3(channels, in_channels)
+        self.tail = conv3x3(channels, folded)
         self.feature_points: list[str] = [f"body.{i}" for i in range(blocks)] + ["fusion"]
 
     def forward(self, x: Tensor) -> Tensor:
         xp, size = pad_to_multiple(x, self.multiple)
-        shallow = self.head(xp)
+        shallow = self.head(self.fold(xp))
         feats, f = [], shallow
         for block in self.body:
             f = block(f)
             feats.append(f)
-        out = xp + self.tail(self.fusion(torch.cat(feats, 1)) + shallow)
+        out = xp + self.unfold(self.tail(self.fusion(torch.cat(feats, 1)) + shallow))
         return crop_to(out, size)
 
 
@@ -99,3 +103,15 @@ def mdrn_rgb(in_channels: int = 3, channels: int = 48, blocks: int = 4) -> MDRN:
 def mdrn_tiny(in_channels: int = 1, channels: int = 16, blocks: int = 4) -> MDRN:
     """Tiny MDRN-style gray denoiser, 16 channels, 4 blocks (< 60k params)."""
     return MDRN(in_channels, channels, blocks)
+
+
+@register_model("mdrn-fast", task="denoise", family="student", channels=1, published=_PUBLISHED)
+def mdrn_fast(in_channels: int = 1, channels: int = 48, blocks: int = 4) -> MDRN:
+    """MDRN on 2x2 pixel-unshuffled input (a quarter of the pixels): ~0.41M params, ~4x fewer MACs."""
+    return MDRN(in_channels, channels, blocks, unshuffle=2)
+
+
+@register_model("mdrn-rgb-fast", task="denoise", family="student", channels=3, published=_PUBLISHED)
+def mdrn_rgb_fast(in_channels: int = 3, channels: int = 48, blocks: int = 4) -> MDRN:
+    """Colour MDRN on 2x2 pixel-unshuffled input."""
+    return MDRN(in_channels, channels, blocks, unshuffle=2)

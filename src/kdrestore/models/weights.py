@@ -95,23 +95,3 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = 
     usable = {k: v for k, v in sd.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
     model.load_state_dict(usable, strict=False)
     return report
-
-
-def gray_to_color(state: dict[str, Tensor], first: str, last: str) -> dict[str, Tensor]:
-    """Inflate a gray (1-channel) residual restorer's weights to RGB.
-
-    ``first`` (the input conv) gets each input channel's kernel divided by 3, so it sees the channel mean;
-    ``last`` (the output conv, with its bias) is repeated per output channel, so every channel receives the
-    gray model's residual. A starting point for fine-tuning a colour model, not a colour model itself.
-    """
-    out = dict(state)
-    for key in (f"{first}.weight", f"{last}.weight", f"{last}.bias"):
-        if key not in state:
-            raise KdrestoreError(f"gray_to_color: no '{key}' in the state dict (keys: {sorted(state)[:6]}...)")
-    w = state[f"{first}.weight"]
-    if w.shape[1] != 1 or state[f"{last}.weight"].shape[0] != 1:
-        raise KdrestoreError(f"gray_to_color: '{first}' must take 1 channel and '{last}' give 1 channel")
-    out[f"{first}.weight"] = w.repeat(1, 3, 1, 1) / 3
-    out[f"{last}.weight"] = state[f"{last}.weight"].repeat(3, 1, 1, 1)
-    out[f"{last}.bias"] = state[f"{last}.bias"].repeat(3)
-    return out
