@@ -3,7 +3,7 @@
 # behind their model cards). Needs the benchmark data and the peer weights:
 #   KDRESTORE_DATA=../shared/data KDRESTORE_PEERS=../shared/peers bash benchmarks/ship_students.sh [RUNS_DIR]
 # Each stage is a normal run directory: re-running the script resumes an interrupted run (--resume).
-# CPU budget on a 2-core machine, one thread per run: about 15-40 minutes per student.
+# CPU budget on a 2-core machine, one thread per run: about 15-60 minutes per student.
 set -euo pipefail
 : "${KDRESTORE_DATA:?set KDRESTORE_DATA to the benchmark data root}"
 : "${KDRESTORE_PEERS:?set KDRESTORE_PEERS to the peer weights folder}"
@@ -30,6 +30,11 @@ train configs/ship/denoise-gray-blind.yaml ship-denoise-gray-blind \
   --set "model.weights=$(last_weights "$RUNS/mdrn-bsd400-s25")"
 kdrestore package "$RUNS/ship-denoise-gray-blind" --name denoise-gray-blind --half --competes-with dncnn-s25 \
   --recipe configs/ship/denoise-gray-blind.yaml --test denoise/Set12 --sigma 15 25 50 --force
+
+# 1b. denoise-gray-fast: MDRN on 2x2 pixel-unshuffled input, one HMDS stage from scratch.
+train configs/ship/denoise-gray-fast.yaml ship-denoise-gray-fast
+kdrestore package "$RUNS/ship-denoise-gray-fast" --name denoise-gray-fast --half --competes-with dncnn-s25 \
+  --recipe configs/ship/denoise-gray-fast.yaml --test denoise/Set12 --sigma 15 25 50 --force
 
 # 2. denoise-color: MDRN-RGB from scratch, HMDS with three FFDNet-RGB level teachers on blind noise.
 train configs/ship/denoise-color.yaml ship-denoise-color
