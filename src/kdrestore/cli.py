@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-limit", type=int, help="score on the first N test images only")
     p.add_argument("--multi-steps", type=int, help="datafree: steps of the multi-weather student (default "
                                                    "--steps x tasks)")
+    p.add_argument("--generator-steps", type=int, help="datafree: generator updates per generator phase (default 1; "
+                                                       "0: no adversarial phase, samples from the initial generator)")
     p.add_argument("--teacher-steps", type=int, help="methods: steps of the teachers trained in the bench (default --steps)")
     p.add_argument("--sets", nargs="+", choices=["Set12", "CBSD68"], help="methods, denoise: test sets (default both)")
     p.add_argument("--sigma", nargs="+", type=float, help="methods, denoise: noise levels (default 25 50)")

@@ -102,7 +102,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         result = run_datafree_bench(data, tasks=args.task, peers=args.peers, steps=args.steps, batch=args.batch,
                                     crop=args.crop, seed=args.seed, rows=args.methods, test_limit=args.test_limit,
-                                    multi_steps=args.multi_steps, progress=not args.quiet)
+                                    multi_steps=args.multi_steps, progress=not args.quiet,
+                                    options=None if args.generator_steps is None else
+                                    {"generator_steps": args.generator_steps})
         print(format_datafree_bench(result), flush=True)
         if args.json:
             atomic_write_json(args.json, result)

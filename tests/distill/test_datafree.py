@@ -266,3 +266,13 @@ def test_bench_recipes_share_the_budget_and_give_gcanet_context():
     assert cfg.data.train.kind == "latent" and cfg.data.train.path is None and cfg.data.train.crop == 32
     method = DataFreeDistillation(cfg)
     assert method.wide == {"haze"} and method.full_size == 128 and method.size == 32
+
+
+def test_bench_table_names_the_options_it_ran_with():
+    from kdrestore.evaluate.bench_datafree import format_datafree_bench
+
+    result = {"budget": {"steps": 3, "batch": 2, "crop": 32, "seed": 0, "test_limit": None, "multi_steps": None},
+              "student": {"name": "unet-tiny", "args": {"width": 8}}, "tasks": [], "options": {"generator_steps": 0}}
+    assert format_datafree_bench(result).splitlines()[0].endswith("; generator_steps: 0")
+    result["options"] = {}
+    assert "generator_steps" not in format_datafree_bench(result)

@@ -180,7 +180,8 @@ def format_datafree_bench(result: dict[str, Any]) -> str:
     limit = "" if b["test_limit"] is None else f"; first {b['test_limit']} test images"
     lines = [f"data-free distillation: student {result['student']['name']} {result['student']['args']}, "
              f"{b['steps']} steps x batch {b['batch']} of {b['crop']}px, seed {b['seed']}{limit}"
-             + (f"; multi-weather {b['multi_steps']} steps" if b.get("multi_steps") else "")]
+             + (f"; multi-weather {b['multi_steps']} steps" if b.get("multi_steps") else "")
+             + "".join(f"; {k}: {v}" for k, v in result.get("options", {}).items())]
     for e in result["tasks"]:
         lines += ["", f"{e['task']}: {e['test']} ({e['mode']}), teacher {e['teacher']}; {e['convention']['text']}",
                   f"{'row':22} {'PSNR':>7} {'SSIM':>6} {'vs data':>8} {'params':>9} {'GMACs':>6} {'CPU ms':>7} "
