@@ -38,12 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...config import RunConfig, build_section
+from ...config import RunConfig
 from ...engine.losses import pixel_losses
 from ...engine.method import Method
 from ...errors import KdrestoreError
 from ...models.coic import CoICNet
-from .kd import distill_config
+from .kd import teacherless_options
 
 
 @dataclass
@@ -88,10 +88,7 @@ class CoICTraining(Method):
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
-        d = distill_config(cfg)
-        if d.teachers:
-            raise KdrestoreError("distill.method coic needs no teacher: leave distill.teachers empty")
-        self.opts: CoICOptions = build_section(CoICOptions, d.options, "distill.options")
+        self.opts: CoICOptions = teacherless_options(cfg, CoICOptions, "coic", "needs no teacher")
         o = self.opts
         if o.stage1_steps < 0 or o.bank_size < 1 or o.blur_negatives < 0 or o.rain_negatives < 0:
             raise KdrestoreError("distill.options: stage1_steps, blur_negatives and rain_negatives must be >= 0 "

@@ -6,7 +6,7 @@ Loss = task loss (``train.losses`` against the target; the teacher's output when
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -62,8 +62,19 @@ class DistillConfig:
     options: dict[str, Any] = field(default_factory=dict)  # method-specific settings
 
 
+T = TypeVar("T")
+
+
 def distill_config(cfg: RunConfig) -> DistillConfig:
     return build_section(DistillConfig, cfg.distill or {}, "distill")
+
+
+def teacherless_options(cfg: RunConfig, options_type: type[T], method: str, why: str) -> T:
+    """``distill.options`` of a method that takes no teacher; a recipe naming teachers is refused."""
+    d = distill_config(cfg)
+    if d.teachers:
+        raise KdrestoreError(f"distill.method {method} {why}: leave distill.teachers empty")
+    return build_section(options_type, d.options, "distill.options")
 
 
 class KnowledgeDistillation(Method):

@@ -43,13 +43,13 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from ...config import RunConfig, build_section
+from ...config import RunConfig
 from ...engine.losses import pixel_losses
 from ...engine.method import Method
 from ...errors import KdrestoreError
 from ..hooks import FeatureHooks
 from ..losses import fitnet_loss, output_distillation
-from .kd import distill_config
+from .kd import teacherless_options
 
 
 @dataclass
@@ -82,10 +82,7 @@ class SelfParameterDistillation(Method):
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
-        d = distill_config(cfg)
-        if d.teachers:
-            raise KdrestoreError("distill.method spdd distils the network to itself: leave distill.teachers empty")
-        self.opts: SPDDOptions = build_section(SPDDOptions, d.options, "distill.options")
+        self.opts: SPDDOptions = teacherless_options(cfg, SPDDOptions, "spdd", "distils the network to itself")
         o = self.opts
         if o.identity_steps < 0 or o.transition_steps < 0 or not 0.0 <= o.identity_floor <= 1.0:
             raise KdrestoreError("distill.options: identity_steps and transition_steps must be >= 0 and "

@@ -36,11 +36,11 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ...config import RunConfig, build_section
+from ...config import RunConfig
 from ...engine.losses import pixel_losses
 from ...engine.method import Method
 from ...errors import KdrestoreError
-from .kd import distill_config
+from .kd import teacherless_options
 
 
 @dataclass
@@ -61,10 +61,7 @@ class TaskDrivenMetaLearning(Method):
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
-        d = distill_config(cfg)
-        if d.teachers:
-            raise KdrestoreError("distill.method trnr trains from data alone: leave distill.teachers empty")
-        self.opts: TRNROptions = build_section(TRNROptions, d.options, "distill.options")
+        self.opts: TRNROptions = teacherless_options(cfg, TRNROptions, "trnr", "trains from data alone")
         if self.opts.inner_steps < 1 or not self.opts.inner_lr > 0:
             raise KdrestoreError(f"distill.options: inner_steps must be >= 1 and inner_lr > 0, got "
                                  f"{self.opts.inner_steps} and {self.opts.inner_lr}")
