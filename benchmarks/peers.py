@@ -42,9 +42,9 @@ RUNS = [
     PeerRun("ffdnet-gray", "denoise", "denoise/Set12", 30.43, None, "FFDNet paper, Table 2", 25),
     PeerRun("ffdnet-rgb", "denoise", "denoise/CBSD68", 31.21, None, "FFDNet paper, Table 5", 25),
     PeerRun("prenet6", "derain", "derain/Rain100H", 29.46, 0.899, "PReNet paper, Table 3"),
-    PeerRun("gcanet", "dehaze", "dehaze/SOTS-indoor-200", 30.23, 0.980, "GCANet paper (full SOTS-indoor)"),
-    PeerRun("aodnet", "dehaze", "dehaze/SOTS-indoor-200", 19.06, 0.850, "AOD-Net as reported by GCANet"),
-    PeerRun("dcp", "dehaze", "dehaze/SOTS-indoor-200", 16.62, 0.818, "DCP as reported by GCANet"),
+    PeerRun("gcanet", "dehaze", "dehaze/SOTS-indoor-50", 30.23, 0.980, "GCANet paper (full SOTS-indoor)"),
+    PeerRun("aodnet", "dehaze", "dehaze/SOTS-indoor-50", 19.06, 0.850, "AOD-Net as reported by GCANet"),
+    PeerRun("dcp", "dehaze", "dehaze/SOTS-indoor-50", 16.62, 0.818, "DCP as reported by GCANet"),
 ]
 
 

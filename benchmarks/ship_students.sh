@@ -49,4 +49,4 @@ kdrestore package "$RUNS/ship-derain-small" --name derain-small --competes-with 
 # 4. dehaze-small: tinydehaze by SPDD (self-parameter distillation) on synthetic haze.
 train configs/ship/dehaze-small.yaml ship-dehaze-small
 kdrestore package "$RUNS/ship-dehaze-small" --name dehaze-small --competes-with gcanet \
-  --recipe configs/ship/dehaze-small.yaml --test dehaze/SOTS-indoor-200 --force
+  --recipe configs/ship/dehaze-small.yaml --test dehaze/SOTS-indoor-50 --force

@@ -46,6 +46,9 @@ class DatasetConfig:
     crop: int | None = 64
     augment: bool = True
     limit: int | None = None
+    # the last ``holdout`` images (pairs) of the folder, in sorted order, are held out for validation:
+    # data.train uses all but them, data.val only them (set the same number in both sections)
+    holdout: int | None = None
     repeat: int = 1  # a small set seen several times per epoch
     tasks: dict[str, Any] | None = None  # kind tasks: kdrestore.data.episodes.TaskOptions
     sources: list[DatasetConfig] = field(default_factory=list)  # kind mixed: the data sets mixed
@@ -226,7 +229,22 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
         for i, src in enumerate(ds.sources if ds is not None else []):  # kind mixed
             if src.path is not None:
                 src.path = _expand(src.path, f"{source}: {section}.sources[{i}].path")
+    _check_holdout(cfg, source)
     return cfg
+
+
+def _check_holdout(cfg: RunConfig, source: str) -> None:
+    """Train and validation on one folder must hold out the same part, or validation sees training data."""
+    train, val = cfg.data.train, cfg.data.val
+    for section, ds in (("data.train", train), ("data.val", val)):
+        if ds is not None and ds.holdout is not None and ds.holdout < 1:
+            raise ConfigError(f"{source}: {section}.holdout must be at least 1, got {ds.holdout}")
+    if val is None or val.path is None or train.path is None:
+        return
+    if Path(val.path) == Path(train.path) and train.holdout != val.holdout:
+        raise ConfigError(f"{source}: data.train and data.val read the same folder {val.path} but hold out "
+                          f"{train.holdout} and {val.holdout} images: set data.train.holdout and "
+                          f"data.val.holdout to the same number")
 
 
 def read_recipe(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:

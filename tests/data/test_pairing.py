@@ -134,8 +134,8 @@ def test_unpaired_images_are_warned_about(tmp_path: Path) -> None:
 
 
 def test_real_benchmarks_pair_automatically(shared_data: Path) -> None:
-    for sub, n in [("dehaze/SOTS-indoor-200", 200), ("derain/Rain100H", 100),
-                   ("derain/Rain100L-sample10", 10)]:
+    for sub, n in [("dehaze/SOTS-indoor-50", 50), ("derain/Rain100H", 100),
+                   ("train/Rain100L-train", 200)]:
         if not (shared_data / sub).is_dir():
             pytest.skip(f"{sub} not in {shared_data}")
         with warnings.catch_warnings():

@@ -115,5 +115,5 @@ def test_recipes_validate(recipe, monkeypatch):
 
     monkeypatch.setenv("KDRESTORE_DATA", "/data")
     cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "derain" / f"{recipe}.yaml")
-    assert cfg.data.train.kind == "mixed" and cfg.data.train.sources[2].path == "/data/derain/Rain100L-sample10"
+    assert cfg.data.train.kind == "mixed" and cfg.data.train.sources[2].path == "/data/train/Rain100L-train"
     assert type(build_method(cfg)).__name__ == ("Supervised" if recipe.startswith("mixed") else "CoICTraining")

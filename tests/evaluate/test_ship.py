@@ -59,7 +59,7 @@ def test_card_fields_and_their_errors(tmp_path):
     (root / "tiny-gray" / "card.json").write_text(json.dumps({**card, "task": "dehaze", "channels": 3,
                                                               "competes_with": None}))
     t = ship_target("tiny-gray", root)  # dehazing: GCANet by default, AOD-Net and DCP as baselines
-    assert t.competes_with == ["gcanet", "aodnet", "dcp"] and t.test_set == "dehaze/SOTS-indoor-200"
+    assert t.competes_with == ["gcanet", "aodnet", "dcp"] and t.test_set == "dehaze/SOTS-indoor-50"
     (root / "tiny-gray" / "card.json").write_text(json.dumps({**json.loads((root / "tiny-gray" / "card.json").read_text()),
                                                               "competes_with": [3]}))
     with pytest.raises(KdrestoreError, match="card of 'tiny-gray': competes_with"):

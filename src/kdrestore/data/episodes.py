@@ -61,13 +61,11 @@ class TaskDataset(Dataset):
         for name in ("n_freqs", "k_shot", "query_freqs", "query_shots", "bins"):
             if getattr(o, name) < 1:
                 raise KdrestoreError(f"{where}.tasks.{name} must be >= 1, got {getattr(o, name)}")
-        if isinstance(clean, (str, Path)):
-            paths = list_images(clean)[:limit] if limit is not None else list_images(clean)
-            if not paths:
-                raise KdrestoreError(f"{where}.path: no images found in {clean}")
-            images = [read_image(p, mode) for p in paths]
-        else:
-            images = [as_mode(a, mode) for a in list(clean)[:limit]]
+        sources = list_images(clean) if isinstance(clean, (str, Path)) else list(clean)
+        sources = sources[:limit] if limit is not None else sources
+        if not sources:
+            raise KdrestoreError(f"{where}.path: no images found in {clean}")
+        images = [read_image(s, mode) if isinstance(s, (str, Path)) else as_mode(s, mode) for s in sources]
         self.opts, self.degradation, self.params = o, degradation, dict(params or {})
         self.augment, self.seed, self.epoch, self.where = augment, int(seed), 0, where
         self.bank: PatchBank = build_patch_bank(images, patch, stride=o.stride or max(patch // 2, 1), bins=o.bins,

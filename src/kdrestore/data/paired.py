@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -92,10 +93,13 @@ class PairedDataset(Dataset):
     :func:`collate_skip` drops it. :class:`SafeLoader` does the same across worker processes.
     """
 
-    def __init__(self, root: PathLike | tuple[PathLike, PathLike], rule: str | PairingRule = "auto",
+    def __init__(self, root: PathLike | tuple[PathLike, PathLike] | list[tuple[PathLike, PathLike]],
+                 rule: str | PairingRule = "auto",
                  mode: Mode = "rgb", crop: CropSize = None, augment: bool = False,
                  limit: int | None = None, *, skip_errors: bool = False, max_border: int = 32) -> None:
-        if isinstance(root, (tuple, list)):
+        if isinstance(root, list):  # pairs already found: [(degraded, clean), ...]
+            self.pairs = [(Path(d), Path(c)) for d, c in root]
+        elif isinstance(root, tuple):
             self.pairs = find_pairs(root[0], root[1], rule=rule)
         else:
             self.pairs = find_pairs(root, rule=rule)

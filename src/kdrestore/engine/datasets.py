@@ -9,7 +9,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..config import DatasetConfig
-from ..data import PairedDataset, SynthDataset, builtin_dataset, list_images
+from ..data import PairedDataset, SynthDataset, builtin_dataset, find_pairs, list_images
+from ..data.holdout import holdout_split
 from ..errors import KdrestoreError
 
 # task -> (degradation, params) used by a ``synth`` data set that names none
@@ -24,6 +25,10 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
     """A data set from a recipe section; fails before training when a path holds no images."""
     section = "data.train" if train else "data.val"
     augment = cfg.augment and train
+    part = "train" if train else "val"
+    if cfg.holdout is not None and cfg.kind in ("builtin", "latent", "mixed"):
+        raise KdrestoreError(f"{section}.holdout: a '{cfg.kind}' data set has no folder to hold images out of"
+                             + (" (set holdout on its sources)" if cfg.kind == "mixed" else ""))
     if cfg.kind == "mixed":  # weighted sources, each sample tagged with its source (data/mixed.py)
         from ..data.mixed import build_mixed
 
@@ -41,10 +46,11 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
     elif cfg.path is None:
         raise KdrestoreError(f"{section}.path is required for a '{cfg.kind}' data set")
     elif cfg.kind == "synth":
-        if not list_images(cfg.path):
+        paths = list_images(cfg.path)
+        if not paths:
             raise KdrestoreError(f"{section}.path: no images found in {cfg.path}")
         name, defaults = (cfg.degradation, {}) if cfg.degradation else TASK_DEGRADATIONS[cfg.task or task]
-        ds = SynthDataset(cfg.path, name, {**defaults, **cfg.params}, mode=cfg.mode or "rgb", crop=cfg.crop,
+        ds = SynthDataset(holdout_split(paths, cfg.holdout, part, section), name, {**defaults, **cfg.params}, mode=cfg.mode or "rgb", crop=cfg.crop,
                           augment=augment, limit=cfg.limit, seed=seed, fixed=not train)
     elif cfg.kind == "tasks":  # TRNR: N-frequency-K-shot tasks over clustered patches (data/episodes.py)
         from ..data.episodes import TaskDataset
@@ -52,10 +58,12 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
         if not train or cfg.crop is None:
             raise KdrestoreError(f"{section}: a 'tasks' data set is for training and needs crop (the patch size)")
         name, defaults = (cfg.degradation, {}) if cfg.degradation else TASK_DEGRADATIONS[cfg.task or task]
-        ds = TaskDataset(cfg.path, name, {**defaults, **cfg.params}, patch=cfg.crop, mode=cfg.mode or "rgb",
+        paths = holdout_split(list_images(cfg.path), cfg.holdout, part, section)
+        ds = TaskDataset(paths, name, {**defaults, **cfg.params}, patch=cfg.crop, mode=cfg.mode or "rgb",
                          augment=augment, limit=cfg.limit, seed=seed, options=cfg.tasks, where=section)
     else:
-        ds = PairedDataset(cfg.path, rule=cfg.rule, mode=cfg.mode or "rgb", crop=cfg.crop, augment=augment, limit=cfg.limit)
+        pairs = holdout_split(find_pairs(cfg.path, rule=cfg.rule), cfg.holdout, part, section)
+        ds = PairedDataset(pairs, mode=cfg.mode or "rgb", crop=cfg.crop, augment=augment, limit=cfg.limit)
     if len(ds) == 0:  # type: ignore[arg-type]
         raise KdrestoreError(f"{section}: the data set is empty ({cfg.kind} {cfg.path or ''})")
     return Repeated(ds, cfg.repeat) if cfg.repeat > 1 else ds

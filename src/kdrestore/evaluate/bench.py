@@ -50,7 +50,7 @@ TASKS: dict[str, BenchTask] = {
     "dehaze": BenchTask(
         train={"kind": "synth", "path": "train/BSDS500-train-color", "degradation": "haze", "mode": "rgb",
                "params": {"beta": [0.6, 1.8], "airlight": [0.7, 1.0]}},
-        test="dehaze/SOTS-indoor-200", teacher="gcanet", student="tinydehaze",
+        test="dehaze/SOTS-indoor-50", teacher="gcanet", student="tinydehaze",
         student_points=["conv3", "conv4"], teacher_points=["res3", "res6"]),
 }
 

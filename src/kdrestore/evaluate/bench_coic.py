@@ -7,8 +7,8 @@ same steps, batch, crop and seed (:func:`.bench.bench_recipe`); a ``+coic`` row 
 PSNR/SSIM (the derain convention):
 
 * ``Rain100H``: the 100 real Rain100H pairs (no Rain100H-like image is a training pair);
-* ``R100L-held``: Rain100L-sample10 pairs 8-10, held out; ``R100L-seen``: pairs 1-7, which ARE training
-  pairs (the real source of the mixture), reported to show what seeing a source buys;
+* ``R100L-held``: the last 20 Rain100L-train pairs, held out of training; ``R100L-seen``: its first 20
+  pairs, which ARE training pairs (the real source of the mixture), reported to show what seeing a source buys;
 * ``syn-light`` / ``syn-heavy``: the two synthetic presets on the 68 CBSD68 clean images (BSDS500 test
   images, disjoint from the BSDS500-train clean images of training), degradation seed 0.
 """
@@ -31,12 +31,12 @@ from .bench import bench_recipe, train_and_score
 from .metrics import TASK_CONVENTIONS
 from .runner import EvalResult, evaluate
 
-R100L = "derain/Rain100L-sample10"
-R100L_SEEN = 7
+R100L = "train/Rain100L-train"
+R100L_HELD = 20  # the last pairs, never trained on
 TRAIN_SOURCES: list[dict[str, Any]] = [
     {"kind": "synth", "path": "train/BSDS500-train-color", "degradation": "rain-light", "mode": "rgb", "name": "syn-light"},
     {"kind": "synth", "path": "train/BSDS500-train-color", "degradation": "rain-heavy", "mode": "rgb", "name": "syn-heavy"},
-    {"kind": "paired", "path": R100L, "mode": "rgb", "limit": R100L_SEEN, "name": "rain100l-seen"},
+    {"kind": "paired", "path": R100L, "mode": "rgb", "holdout": R100L_HELD, "name": "rain100l"},
 ]
 TRAIN_WEIGHTS = [0.4, 0.4, 0.2]
 BACKBONES = ("msresnet-tiny", "restormer-tiny")
@@ -53,15 +53,16 @@ def test_sets(root: Path, limit: int | None) -> dict[str, tuple[Callable[[], Any
     def paired(path: Path, lo: int = 0, hi: int | None = None) -> tuple[Callable[[], Any], int, str]:
         ds = PairedDataset(path, mode="rgb")
         ds.pairs = ds.pairs[lo:hi][:limit]
-        return (lambda: iter_samples(ds)), len(ds), f"{path} pairs {lo + 1}-{lo + len(ds)}"
+        first, last = ds.pairs[0][0].stem, ds.pairs[-1][0].stem
+        return (lambda: iter_samples(ds)), len(ds), f"{path} pairs {first}..{last}"
 
     def synth(preset: str) -> tuple[Callable[[], Any], int, str]:
         ds = SynthDataset(root / CLEAN_TEST, preset, mode="rgb", limit=limit, seed=0, fixed=True)
         return (lambda: iter_samples(ds)), len(ds), f"{root / CLEAN_TEST} + {preset} (seed 0)"
 
     return {"Rain100H": paired(root / "derain/Rain100H"),
-            "R100L-held": paired(root / R100L, R100L_SEEN),
-            "R100L-seen": paired(root / R100L, 0, R100L_SEEN),
+            "R100L-held": paired(root / R100L, -R100L_HELD),
+            "R100L-seen": paired(root / R100L, 0, R100L_HELD),
             "syn-light": synth("rain-light"), "syn-heavy": synth("rain-heavy")}
 
 

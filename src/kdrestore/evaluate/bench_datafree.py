@@ -15,7 +15,7 @@ Per task, the same student (``unet-tiny`` width 8; gray for Set12), steps, batch
 * the teacher itself and the degraded input.
 
 Tasks: denoise (Set12, AWGN sigma 25, teacher DnCNN-S-25), derain (Rain100H, PReNet6), dehaze
-(SOTS-indoor-200, GCANet), each under its published metric convention. The goal reported: data-free
+(SOTS-indoor-50, GCANet), each under its published metric convention. The goal reported: data-free
 within 1 dB of data-trained.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ class DataFreeTask:
 TASKS: dict[str, DataFreeTask] = {
     "denoise": DataFreeTask("noise", "denoise/Set12", "dncnn-s25", "gray"),
     "derain": DataFreeTask("rain", "derain/Rain100H", "prenet6", "rgb"),
-    "dehaze": DataFreeTask("haze", "dehaze/SOTS-indoor-200", "gcanet", "rgb", context=128),
+    "dehaze": DataFreeTask("haze", "dehaze/SOTS-indoor-50", "gcanet", "rgb", context=128),
 }
 
 

@@ -5,7 +5,7 @@ Every row of a table trains the same student with the same data, steps, batch, c
 trained first, inside the bench, for ``teacher_steps`` (default: ``steps``) and reported with the rows.
 
 * ``dehaze``: ``kddn-student-tiny`` trained on synthetic haze over clean BSDS500-train images, scored on
-  SOTS-indoor-200 (RGB PSNR/SSIM). Rows: ``alone`` (no method) | ``output`` (output distillation from
+  SOTS-indoor-50 (RGB PSNR/SSIM). Rows: ``alone`` (no method) | ``output`` (output distillation from
   the GCANet peer) | ``spdd`` (frozen snapshot) | ``spdd-ema`` | ``kddn`` (its auto-encoder teacher is
   trained clean -> clean first; its reconstruction PSNR on the clean SOTS ground truths is reported).
 * ``denoise``: ``mdrn-tiny`` per test set (``Set12``: gray, BSD400 training images; ``CBSD68``: colour,
@@ -35,7 +35,7 @@ from .runner import EvalResult, evaluate
 
 DEHAZE_TRAIN = {"kind": "synth", "path": "train/BSDS500-train-color", "degradation": "haze", "mode": "rgb",
                 "params": {"beta": [0.6, 1.8], "airlight": [0.7, 1.0]}}
-DEHAZE_TEST = "dehaze/SOTS-indoor-200"
+DEHAZE_TEST = "dehaze/SOTS-indoor-50"
 DEHAZE_ROWS = ("alone", "output", "spdd", "spdd-ema", "kddn")
 DENOISE_SETS = {"Set12": ("train/BSD400-gray", "gray"), "CBSD68": ("train/BSDS500-train-color", "rgb")}
 DENOISE_ROWS = ("alone", "alone-blind", "hmds-peer", "hmds-restormer-rsd", "hmds-levels")
@@ -85,7 +85,7 @@ def run_dehaze_methods(data_root: str | os.PathLike[str], *, peers: str | None =
                        batch: int = 8, crop: int = 48, seed: int = 0, teacher_steps: int | None = None,
                        methods: list[str] | None = None, test_limit: int | None = None,
                        workdir: str | None = None, progress: bool = False) -> dict[str, Any]:
-    """SPDD vs KDDN vs output distillation vs the student alone, on SOTS-indoor-200."""
+    """SPDD vs KDDN vs output distillation vs the student alone, on SOTS-indoor-50."""
     root, peers = Path(data_root), peers or os.environ.get("KDRESTORE_PEERS")
     chosen, student = _select(methods, DEHAZE_ROWS), {"name": "kddn-student-tiny"}
     seen: dict[str, float] = {}

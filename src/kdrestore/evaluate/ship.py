@@ -37,7 +37,7 @@ DEFAULT_BASELINES: dict[str, list[str]] = {"dehaze": ["aodnet", "dcp"]}
 # (task, channels) -> test folder under the data root, for a card without ``bench.data``
 DEFAULT_TEST_SETS: dict[tuple[str, int], str] = {
     ("denoise", 1): "denoise/Set12", ("denoise", 3): "denoise/CBSD68",
-    ("derain", 3): "derain/Rain100H", ("dehaze", 3): "dehaze/SOTS-indoor-200",
+    ("derain", 3): "derain/Rain100H", ("dehaze", 3): "dehaze/SOTS-indoor-50",
 }
 
 
