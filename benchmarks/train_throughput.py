@@ -1,29 +1,62 @@
-"""Training throughput of each zoo model on this machine: samples/s for one optimiser step.
+"""Training throughput: samples/s and the share of step time spent waiting for data, per recipe and
+pipeline, through the real trainer (teachers and all); or per zoo model on random batches.
 
-    python benchmarks/train_throughput.py [--batch 16] [--crop 64] [--steps 5] [--models mdrn dnnet ...]
+    python benchmarks/train_throughput.py --recipes configs/ship/denoise-gray-fast.yaml \\
+        --pipelines per-sample batched --steps 40 [--threads 1] [--device auto] [--set KEY=VALUE ...] \\
+        [--baseline-set distill.teacher_precision=fp32 --baseline-set distill.teacher_channels_last=false]
+    python benchmarks/train_throughput.py --models mdrn dnnet [--batch 16] [--crop 64]
 
-Each step is forward + L1 backward + Adam update on a random batch (data loading excluded); the
-median of ``--steps`` timed steps after 2 warm-up steps is reported with params and MACs per sample.
+Recipe mode trains each recipe for ``--steps`` steps in a temporary run directory (no validation) and
+reads the last half of the steps from its log: samples/s, and the share of wall time the loop spent
+waiting for the next batch (the DataLoader's per-sample work when ``num_workers`` is 0, nearly nothing
+for the batched pipeline, which draws on the device). Model mode times forward + L1 backward + Adam on
+random batches (data excluded). ``--baseline-set`` adds a first row per recipe: the per-sample
+pipeline with those overrides (e.g. the teachers as they ran before their speed options), and every
+row's ratio is taken against it, in the same run. Prints a table and writes JSON (``--json``, default
+``benchmarks/results/train_throughput.json``).
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import platform
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from kdrestore.config import load_config
+from kdrestore.engine import Trainer
 from kdrestore.evaluate.profile import count_macs, count_params, keep_freed_memory
+from kdrestore.fsutil import atomic_write_json
 from kdrestore.models.registry import build_model, model_entry
 
-DEFAULT_MODELS = ["mdrn-tiny", "mdrn", "dnnet-tiny", "dnnet", "msresnet-tiny", "msresnet", "tinydehaze-s",
-                  "tinydehaze", "unet-tiny", "nafnet-tiny", "restormer-tiny"]
+DEFAULT_RECIPES = ["configs/ship/denoise-gray-fast.yaml"]
 
 
-def throughput(name: str, batch: int, crop: int, steps: int) -> dict:
+def recipe_throughput(recipe: str, pipeline: str, steps: int, device: str, overrides: list[str],
+                      label: str) -> dict:
+    half = max(steps // 2, 1)
+    cfg = load_config(recipe, [*overrides, f"data.train.pipeline={pipeline}", f"train.steps={2 * half}",
+                               f"train.log_every={half}", "train.ckpt_every=1000000000", "data.val=null",
+                               f"train.device={device}", "train.time_budget=null", "model.init_from=null"])
+    with tempfile.TemporaryDirectory() as tmp:
+        final = Trainer(cfg, Path(tmp) / "run", progress=False).fit()
+        with (Path(tmp) / "run" / "log.csv").open() as f:
+            rows = [r for r in csv.DictReader(f) if r.get("samples_per_s")]
+    last = rows[-1]
+    return {"recipe": recipe, "row": label, "pipeline": pipeline, "overrides": overrides, "device": final["device"], "model": cfg.model.name,
+            "teachers": len((cfg.distill or {}).get("teachers", [])), "batch": cfg.train.batch_size,
+            "crop": cfg.data.train.crop, "steps_timed": half, "samples_per_s": float(last["samples_per_s"]),
+            "data_wait_share": float(last["data_wait_share"]), "num_workers": cfg.data.num_workers}
+
+
+def model_throughput(name: str, batch: int, crop: int, steps: int) -> dict:
     torch.manual_seed(0)
     model = build_model(name)
     channels = int(model_entry(name).meta.get("channels", 3))
@@ -45,18 +78,59 @@ def throughput(name: str, batch: int, crop: int, steps: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="*", default=DEFAULT_MODELS)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--crop", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--recipes", nargs="*", default=None)
+    parser.add_argument("--pipelines", nargs="*", default=["per-sample", "batched"])
+    parser.add_argument("--models", nargs="*", default=None)
+    parser.add_argument("--batch", type=int, default=16, help="model mode")
+    parser.add_argument("--crop", type=int, default=64, help="model mode")
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=1, help="recipe mode: repeat the rows, interleaved; medians")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override")
+    parser.add_argument("--baseline-set", action="append", default=None, metavar="KEY=VALUE",
+                        help="overrides of a per-sample baseline row (ratios are taken against it)")
+    parser.add_argument("--json", default="benchmarks/results/train_throughput.json")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     keep_freed_memory()
-    print(f"{'model':16} {'params':>10} {'MMACs/sample':>13} {'s/step':>7} {'samples/s':>10}")
-    for name in args.models:
-        r = throughput(name, args.batch, args.crop, args.steps)
-        print(f"{r['model']:16} {r['params']:>10,} {r['macs'] / 1e6:>13.1f} {r['step_s']:>7.2f} {r['samples_per_s']:>10.1f}")
-    print(f"batch {args.batch} x {args.crop}x{args.crop}, median of {args.steps} steps after 2 warm-up; "
-          f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    env = {"machine": platform.machine(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    rows: list[dict] = []
+    if args.models:
+        print(f"{'model':16} {'params':>10} {'MMACs/sample':>13} {'s/step':>7} {'samples/s':>10}")
+        for name in args.models:
+            r = model_throughput(name, args.batch, args.crop, args.steps)
+            rows.append(r)
+            print(f"{r['model']:16} {r['params']:>10,} {r['macs'] / 1e6:>13.1f} {r['step_s']:>7.2f} "
+                  f"{r['samples_per_s']:>10.1f}")
+    else:
+        print(f"{'recipe':38} {'row':10} {'device':7} {'teachers':>8} {'batch':>5} {'samples/s':>10} "
+              f"{'data wait':>9} {'vs first':>8}")
+        for recipe in args.recipes or DEFAULT_RECIPES:
+            plan = [("baseline", "per-sample", [*args.set, *args.baseline_set])] if args.baseline_set else []
+            plan += [(pipeline, pipeline, args.set) for pipeline in args.pipelines]
+            runs: dict[str, list[dict]] = {label: [] for label, _, _ in plan}
+            for _ in range(args.rounds):  # rows interleaved: a busy machine slows every row alike
+                for label, pipeline, overrides in plan:
+                    runs[label].append(recipe_throughput(recipe, pipeline, args.steps, args.device, overrides, label))
+            first = None
+            for label, _, _ in plan:
+                r = dict(runs[label][0])
+                for key in ("samples_per_s", "data_wait_share"):
+                    r[key] = statistics.median(x[key] for x in runs[label])
+                r["rounds"] = [x["samples_per_s"] for x in runs[label]]
+                first = first or r["samples_per_s"]
+                r["ratio_vs_first_row"] = r["samples_per_s"] / first
+                rows.append(r)
+                print(f"{Path(recipe).name:38} {label:10} {r['device']:7} {r['teachers']:>8} {r['batch']:>5} "
+                      f"{r['samples_per_s']:>10.1f} {100 * r['data_wait_share']:>8.1f}% "
+                      f"{r['ratio_vs_first_row']:>7.2f}x")
+    print(f"last {max(args.steps // 2, 1)} of {2 * max(args.steps // 2, 1)} steps, median of {args.rounds} "
+          f"interleaved round(s); {env}")
+    atomic_write_json(args.json, {"command": " ".join(sys.argv), "env": env, "rows": rows})
+    print(f"wrote {args.json}")
     return 0
 
 

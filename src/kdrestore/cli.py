@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
         p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
         p.add_argument("--run-dir", help="where to write the run (default: OUTPUT_DIR/NAME of the recipe)")
+        p.add_argument("--init-from", metavar="SOURCE",
+                       help="warm start from a shipped student's name, a run directory or a weights file "
+                            "(fresh optimiser and schedule; recorded in the run's lineage.json)")
+        p.add_argument("--time-budget", metavar="DURATION",
+                       help="stop after this wall-clock time, e.g. 8m or 2h (the schedule follows the time)")
         p.add_argument("--quiet", action="store_true")
         p.set_defaults(func=cmd_train)
 

@@ -70,7 +70,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.config is None and args.resume is None:
         raise SystemExit("kdrestore train: give a CONFIG file, or --resume RUN_DIR")
     config = args.config or str(Path(args.resume) / "config.yaml")
-    cfg = load_config(config, args.set)
+    overrides = list(args.set)
+    if args.init_from:
+        if args.resume:
+            raise SystemExit("kdrestore train: --init-from starts a new run; it cannot be combined with --resume")
+        overrides.append(f"model.init_from={args.init_from}")
+    if args.time_budget:
+        overrides.append(f"train.time_budget={args.time_budget}")
+    cfg = load_config(config, overrides)
     if args.command == "distill" and not cfg.distill:
         raise SystemExit(f"kdrestore distill: {config} has no 'distill' section (use 'kdrestore train')")
     run_dir = Path(args.resume or args.run_dir or Path(cfg.output_dir) / cfg.name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ class ModelConfig:
     name: str = "unet-tiny"
     args: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None  # initialise from this file (safetensors/.pth)
+    # warm start (fresh optimiser and schedule): a shipped student's name, a run directory (its best
+    # checkpoint, EMA weights when kept) or a weights file; the chain of starts is kept in lineage.json
+    init_from: str | None = None
 
 
 @dataclass
@@ -50,6 +54,10 @@ class DatasetConfig:
     # data.train uses all but them, data.val only them (set the same number in both sections)
     holdout: int | None = None
     repeat: int = 1  # a small set seen several times per epoch
+    # synth training data only: "batched" crops, flips and degrades whole batches on the training device
+    # (kdrestore.data.batched); "per-sample" is the DataLoader path (any kind)
+    pipeline: Literal["per-sample", "batched"] = "per-sample"
+    pack: str | None = None  # read the folder's images from this data pack (kdrestore.data.pack)
     tasks: dict[str, Any] | None = None  # kind tasks: kdrestore.data.episodes.TaskOptions
     sources: list[DatasetConfig] = field(default_factory=list)  # kind mixed: the data sets mixed
     weights: list[float] | None = None  # kind mixed: sampling weight per source (default equal); limit: epoch length
@@ -101,6 +109,11 @@ class TrainConfig:
     val_every: int = 200
     ckpt_every: int = 200
     keep_checkpoints: int = 2
+    # wall-clock budget ("90s", "8m", "2h", "1h30m"): the run stops when it is spent (or at ``steps``,
+    # whichever comes first), the learning-rate schedule after warm-up is laid over the time, and the
+    # final validation and checkpoint fit inside it
+    time_budget: str | None = None
+    channels_last: bool = False  # CUDA: student inputs in channels_last memory format
 
 
 @dataclass
@@ -226,11 +239,29 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
     for section, ds in (("data.train", cfg.data.train), ("data.val", cfg.data.val)):
         if ds is not None and ds.path is not None:
             ds.path = _expand(ds.path, f"{source}: {section}.path")
+        if ds is not None and ds.pack is not None:
+            ds.pack = _expand(ds.pack, f"{source}: {section}.pack")
         for i, src in enumerate(ds.sources if ds is not None else []):  # kind mixed
             if src.path is not None:
                 src.path = _expand(src.path, f"{source}: {section}.sources[{i}].path")
     _check_holdout(cfg, source)
+    if cfg.train.time_budget is not None:
+        parse_duration(cfg.train.time_budget, f"{source}: train.time_budget")
+    if cfg.data.train.pipeline == "batched" and cfg.data.train.kind != "synth":
+        raise ConfigError(f"{source}: data.train.pipeline 'batched' needs kind 'synth' (clean images degraded "
+                          f"on the fly), got kind '{cfg.data.train.kind}'")
     return cfg
+
+
+def parse_duration(text: str, where: str = "duration") -> float:
+    """Seconds in ``"90s"``, ``"8m"``, ``"2h"``, ``"1h30m"`` or a plain number of seconds."""
+    s = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        return float(s)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", s)
+    if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([hms])", "", s).strip():
+        raise ConfigError(f"{where}: expected a duration like '90s', '8m', '2h' or '1h30m', got {text!r}")
+    return sum(float(v) * {"h": 3600, "m": 60, "s": 1}[u] for v, u in parts)
 
 
 def _check_holdout(cfg: RunConfig, source: str) -> None:

@@ -43,12 +43,27 @@ class PerChannel(nn.Module):
         return self.model(x.reshape(b * c, 1, h, w)).reshape(b, c, h, w)
 
 
-class FrozenTeacher(nn.Module):
-    """Wraps a teacher: frozen parameters, always eval mode, optional output cache."""
+TEACHER_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-    def __init__(self, model: nn.Module, name: str, cache: bool = False) -> None:
+
+class FrozenTeacher(nn.Module):
+    """Wraps a teacher: frozen parameters, always eval mode, optional output cache.
+
+    ``precision`` ``bf16``/``fp16`` runs the teacher under autocast (outputs returned as float32);
+    ``channels_last`` stores its weights and inputs in that memory format. Both are speed options
+    (on this project's AVX-512 CPU a DnCNN teacher runs about 4x faster in bf16); measure the
+    teacher's own score in that precision before trusting its targets.
+    """
+
+    def __init__(self, model: nn.Module, name: str, cache: bool = False, precision: str = "fp32",
+                 channels_last: bool = False) -> None:
         super().__init__()
+        if precision not in TEACHER_PRECISIONS:
+            raise KdrestoreError(f"teacher precision must be one of {list(TEACHER_PRECISIONS)}, got {precision!r}")
         self.model, self.name, self.cache = model, name, cache
+        self.precision, self.channels_last = precision, channels_last
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self._cache: dict[bytes, Tensor] = {}
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -58,29 +73,43 @@ class FrozenTeacher(nn.Module):
         super().train(False)
         return self
 
+    def run(self, x: Tensor) -> Tensor:
+        """The teacher on ``x`` in its precision and memory format (no cache, no gradient context)."""
+        dtype = TEACHER_PRECISIONS[self.precision]
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if dtype is None:
+            return self.model(x)
+        with torch.autocast(x.device.type, dtype=dtype):
+            out = self.model(x)
+        return out.float() if isinstance(out, Tensor) else out
+
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
         if not self.cache:
-            return self.model(x)
+            return self.run(x)
         keys = [hashlib.sha1(s.detach().cpu().numpy().tobytes()).digest() for s in x]
         if all(k in self._cache for k in keys):
             return torch.stack([self._cache[k] for k in keys]).to(x.device)
-        out = self.model(x)
+        out = self.run(x)
         for k, o in zip(keys, out):
             self._cache[k] = o.detach().cpu()
         return out
 
 
-def load_teacher(spec: TeacherSpec | nn.Module, peers: str | None = None, cache: bool = False) -> FrozenTeacher:
-    """Build a frozen teacher from a spec (registry name + weights, TorchScript) or wrap a module."""
+def load_teacher(spec: TeacherSpec | nn.Module, peers: str | None = None, cache: bool = False,
+                 precision: str = "fp32", channels_last: bool = False) -> FrozenTeacher:
+    """Build a frozen teacher from a spec (registry name + weights, TorchScript) or wrap a module;
+    ``precision``/``channels_last`` as :class:`FrozenTeacher`."""
+    speed = {"precision": precision, "channels_last": channels_last}
     if isinstance(spec, nn.Module):
-        return FrozenTeacher(spec, type(spec).__name__, cache)
+        return FrozenTeacher(spec, type(spec).__name__, cache, **speed)
     if spec.torchscript:
         path = Path(spec.torchscript)
         if not path.is_file():
             raise KdrestoreError(f"teacher TorchScript file not found: {path}")
         script = torch.jit.load(str(path), map_location="cpu")
-        return FrozenTeacher(PerChannel(script) if spec.per_channel else script, path.name, cache)
+        return FrozenTeacher(PerChannel(script) if spec.per_channel else script, path.name, cache, **speed)
     if not spec.name:
         raise KdrestoreError("a teacher needs 'name' (a registered model) or 'torchscript' (a file)")
     from ..evaluate.api import load_model
@@ -99,7 +128,7 @@ def load_teacher(spec: TeacherSpec | nn.Module, peers: str | None = None, cache:
             load_weights(model, path)
     else:
         model = load_model(spec.name, spec.weights, peers)
-    return FrozenTeacher(PerChannel(model) if spec.per_channel else model, spec.name, cache)
+    return FrozenTeacher(PerChannel(model) if spec.per_channel else model, spec.name, cache, **speed)
 
 
 def check_output_range(teacher: FrozenTeacher, x: Tensor, student_out: Tensor) -> None:

@@ -9,7 +9,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ..config import DatasetConfig
-from ..data import PairedDataset, SynthDataset, builtin_dataset, find_pairs, list_images
+from ..data import PairedDataset, SynthDataset, builtin_dataset, find_pairs, list_images, read_image
+from ..data.batched import BatchedSynth, ImageBank
+from ..data.pack import read_pack_source
 from ..data.holdout import holdout_split
 from ..errors import KdrestoreError
 
@@ -46,11 +48,8 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
     elif cfg.path is None:
         raise KdrestoreError(f"{section}.path is required for a '{cfg.kind}' data set")
     elif cfg.kind == "synth":
-        paths = list_images(cfg.path)
-        if not paths:
-            raise KdrestoreError(f"{section}.path: no images found in {cfg.path}")
         name, defaults = (cfg.degradation, {}) if cfg.degradation else TASK_DEGRADATIONS[cfg.task or task]
-        ds = SynthDataset(holdout_split(paths, cfg.holdout, part, section), name, {**defaults, **cfg.params}, mode=cfg.mode or "rgb", crop=cfg.crop,
+        ds = SynthDataset(holdout_split(clean_sources(cfg, section), cfg.holdout, part, section), name, {**defaults, **cfg.params}, mode=cfg.mode or "rgb", crop=cfg.crop,
                           augment=augment, limit=cfg.limit, seed=seed, fixed=not train)
     elif cfg.kind == "tasks":  # TRNR: N-frequency-K-shot tasks over clustered patches (data/episodes.py)
         from ..data.episodes import TaskDataset
@@ -67,6 +66,34 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
     if len(ds) == 0:  # type: ignore[arg-type]
         raise KdrestoreError(f"{section}: the data set is empty ({cfg.kind} {cfg.path or ''})")
     return Repeated(ds, cfg.repeat) if cfg.repeat > 1 else ds
+
+
+def clean_sources(cfg: DatasetConfig, section: str) -> list[Any]:
+    """The clean images of a ``synth`` section: its folder's files, or ``(name, array)`` pairs from its pack."""
+    assert cfg.path is not None
+    if cfg.pack is not None:
+        names, arrays = read_pack_source(cfg.pack, cfg.path, cfg.mode or "rgb", section)
+        return [(n, a.astype("float32") / 255.0) for n, a in zip(names, arrays)]
+    paths = list_images(cfg.path)
+    if not paths:
+        raise KdrestoreError(f"{section}.path: no images found in {cfg.path}")
+    return paths
+
+
+def build_batched(cfg: DatasetConfig, task: str, device: torch.device) -> BatchedSynth:
+    """The batched device-resident pipeline of a ``synth`` training section (``pipeline: batched``)."""
+    section = "data.train"
+    if cfg.kind != "synth" or cfg.path is None or cfg.crop is None:
+        raise KdrestoreError(f"{section}.pipeline 'batched' needs kind 'synth' with a path and a crop")
+    sources = holdout_split(clean_sources(cfg, section), cfg.holdout, "train", section)
+    sources = sources[:cfg.limit] if cfg.limit is not None else sources
+    items = [s if isinstance(s, tuple) else (s.stem, read_image(s, cfg.mode or "rgb")) for s in sources]
+    name, defaults = (cfg.degradation, {}) if cfg.degradation else TASK_DEGRADATIONS[cfg.task or task]
+    bank = ImageBank.from_arrays([a for _, a in items], [n for n, _ in items], min_size=cfg.crop, device=device)
+    try:
+        return BatchedSynth(bank, name, {**defaults, **cfg.params}, crop=cfg.crop, augment=cfg.augment)
+    except ValueError as exc:
+        raise KdrestoreError(f"{section}: {exc}") from exc
 
 
 class Repeated(Dataset):

@@ -76,6 +76,7 @@ class MultiLevelDistillation(KnowledgeDistillation):
         super().__init__(cfg, teachers)
         d = self.dcfg
         self.opts: HMDSOptions = build_section(HMDSOptions, d.options, "distill.options")
+        self._sigma_checked = False
         levels = self.opts.levels
         n = len(teachers) if teachers is not None else len(d.teachers)
         if not levels:
@@ -96,14 +97,17 @@ class MultiLevelDistillation(KnowledgeDistillation):
     def membership(self, sigma: Tensor | None, batch_size: int) -> Tensor:
         """Routing weights ``B x n_teachers`` (rows sum to 1) from the per-sample sigmas."""
         s = (torch.full((batch_size,), float("nan"), dtype=torch.float64) if sigma is None
-             else torch.as_tensor(sigma, dtype=torch.float64).detach().cpu().reshape(-1))
+             else torch.as_tensor(sigma).detach().to(torch.float64).reshape(-1))
         missing = ~torch.isfinite(s)
-        if bool(missing.any()) and self.opts.missing_sigma == "error":
+        # the check reads a value back from the device: on an accelerator only once, at the first batch
+        check = self.opts.missing_sigma == "error" and (s.device.type == "cpu" or not self._sigma_checked)
+        self._sigma_checked = True
+        if check and bool(missing.any()):
             raise KdrestoreError(
                 f"hmds routes each sample by its noise level, but {int(missing.sum())} of {len(s)} samples have no "
                 "sigma (NaN): train on a synth awgn / awgn-blind data set, or set "
                 "distill.options.missing_sigma: uniform to share such samples among all teachers")
-        lo, hi = self.levels[:, 0], self.levels[:, 1]
+        lo, hi = self.levels[:, 0].to(s.device), self.levels[:, 1].to(s.device)
         dist = (lo[None] - s[:, None]).clamp_min(0) + (s[:, None] - hi[None]).clamp_min(0)
         excess = dist - dist.nan_to_num(float("inf")).min(1, keepdim=True).values
         if self.opts.soft > 0:
@@ -130,7 +134,7 @@ class MultiLevelDistillation(KnowledgeDistillation):
         with torch.no_grad():
             for i, idx in routed.items():
                 t, xi = self.teachers[i], x[idx]
-                outs[i] = t.model(xi) if self.teacher_hooks[i].paths else t(xi)
+                outs[i] = t.run(xi) if self.teacher_hooks[i].paths else t(xi)
                 feats[i] = self.teacher_hooks[i].take() if self.teacher_hooks[i].paths else []
         batch_size = x.shape[0]
         if d.output is not None:

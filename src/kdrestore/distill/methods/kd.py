@@ -58,6 +58,8 @@ class DistillConfig:
     pseudo_label: bool = False  # no ground truth: the (first) teacher's output is the target
     task_loss: bool = True  # include train.losses against the target
     cache_teacher: bool = False
+    teacher_precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # teachers under autocast (speed)
+    teacher_channels_last: bool = False
     peers: str | None = None  # folder of peer weights (default $KDRESTORE_PEERS)
     options: dict[str, Any] = field(default_factory=dict)  # method-specific settings
 
@@ -95,7 +97,8 @@ class KnowledgeDistillation(Method):
         specs: list[Any] = self._given_teachers or d.teachers
         if not specs:
             raise KdrestoreError("distill.teachers is empty: name at least one teacher")
-        self.teachers = [load_teacher(s, d.peers, d.cache_teacher).to(device) for s in specs]
+        self.teachers = [load_teacher(s, d.peers, d.cache_teacher, d.teacher_precision, d.teacher_channels_last
+                                      ).to(device) for s in specs]
         self.teacher_weights = [getattr(s, "weight", 1.0) for s in specs]
         self.teacher_degradations = [getattr(s, "degradations", None) for s in specs]
         for pair in d.features:
@@ -147,7 +150,7 @@ class KnowledgeDistillation(Method):
         for i, (t, hooks) in enumerate(zip(self.teachers, self.teacher_hooks)):
             if hooks.paths:
                 with torch.no_grad():
-                    t.model(x)
+                    t.run(x)
                 by_teacher[i] = iter(hooks.take())
         return [next(by_teacher[p.teacher_index]) for p in self.dcfg.features]
 

@@ -1,0 +1,137 @@
+"""Train the shipped students' recipes concurrently on one GPU within one time budget, and pack the
+results (weights, logs, final metrics) into one archive of at most 16 MB.
+
+    python benchmarks/pack_data.py --data ../shared/data --peers ../shared/peers --out device_job   # here
+    PYTHONPATH=src python3 benchmarks/device_train.py --job device_job --budget 6m --out "$OUT"  # on the GPU
+
+Each student continues from its shipped weights (``--init-from NAME``: a warm restart with a fresh
+schedule, recorded in the run's lineage) on the batched device-resident pipeline, reading its clean
+images from the job's data pack (training part and held-out validation part, as the recipe says) and
+its teachers from the job's peers folder; bf16 autocast and channels_last. Validation picks the best
+checkpoint, as on the CPU. ``--throughput`` first runs benchmarks/train_throughput.py on the GPU for
+the denoise-gray-fast recipe. Unpack the archive here and decide what to ship with ``kdrestore package``
+(it scores the run on held-out data and the test set; a run replaces a shipped student only if its
+validation score is better).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDENTS = {  # shipped name -> its recipe
+    "denoise-gray-blind": "configs/ship/denoise-gray-blind.yaml",
+    "denoise-gray-fast": "configs/ship/denoise-gray-fast.yaml",
+    "denoise-color": "configs/ship/denoise-color.yaml",
+    "derain-small": "configs/ship/derain-small.yaml",
+}
+ARCHIVE_LIMIT = 16 * 1024 * 1024
+
+
+def train_command(name: str, job: Path, out: Path, budget: str, batch: int, device: str) -> list[str]:
+    pack = str((job / "pack.npz").resolve())
+    sets = [f"data.train.pack={pack}", f"data.val.pack={pack}", "data.train.pipeline=batched",
+            "train.steps=1000000000", f"train.batch_size={batch}", f"train.device={device}",
+            "train.log_every=50", "train.val_every=1500", "train.ckpt_every=1500", "data.num_workers=0"]
+    if device.startswith("cuda"):
+        sets += ["train.amp=bf16", "train.channels_last=true"]
+    cmd = [sys.executable, "-m", "kdrestore", "train", str(ROOT / STUDENTS[name]), "--quiet",
+           "--run-dir", str(out / "runs" / name), "--init-from", name, "--time-budget", budget]
+    for s in sets:
+        cmd += ["--set", s]
+    return cmd
+
+
+def best_weights(run: Path) -> Path | None:
+    for pointer in ("best.json", "latest.json"):
+        p = run / "checkpoints" / pointer
+        if p.is_file():
+            folder = run / "checkpoints" / json.loads(p.read_text())["dir"]
+            ema = folder / "ema.safetensors"
+            return ema if ema.is_file() else folder / "model.safetensors"
+    return None
+
+
+def pack_results(out: Path, names: list[str], extra: list[Path]) -> Path:
+    """One tar.gz with each run's config, log, metrics, lineage and best weights (fp16)."""
+    archive = out / "device_train.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in names:
+            run = out / "runs" / name
+            for f in ("config.yaml", "log.csv", "final_metrics.json", "lineage.json", "stderr.txt"):
+                if (run / f).is_file():
+                    tar.add(run / f, arcname=f"{name}/{f}")
+            w = best_weights(run)
+            if w is not None:
+                half = run / "best_fp16.safetensors"
+                save_file({k: v.half() if v.is_floating_point() else v for k, v in load_file(str(w)).items()},
+                          str(half))
+                tar.add(half, arcname=f"{name}/model.safetensors")
+        for f in extra:
+            if f.is_file():
+                tar.add(f, arcname=f.name)
+    if archive.stat().st_size > ARCHIVE_LIMIT:
+        print(f"warning: {archive} is {archive.stat().st_size / 1e6:.1f} MB, over the 16 MB a device call returns",
+              file=sys.stderr)
+    return archive
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--job", default="device_job", help="folder made by pack_data.py (pack.npz, peers/)")
+    parser.add_argument("--out", default=os.environ.get("OUT", "device_out"))
+    parser.add_argument("--budget", default="6m", help="wall-clock budget of every run (they run at once)")
+    parser.add_argument("--students", nargs="*", default=list(STUDENTS), choices=list(STUDENTS))
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--throughput", action="store_true")
+    args = parser.parse_args()
+    job, out = Path(args.job), Path(args.out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "KDRESTORE_PEERS": str((job / "peers").resolve()),
+           "KDRESTORE_DATA": str((job / "data").resolve()),  # not read: every image comes from the pack
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    extra: list[Path] = []
+    if args.throughput:
+        pack = str((job / "pack.npz").resolve())
+        cmd = [sys.executable, str(ROOT / "benchmarks/train_throughput.py"), "--recipes",
+               str(ROOT / STUDENTS["denoise-gray-fast"]), "--device", args.device, "--steps", "60",
+               "--json", str(out / "train_throughput.json"), "--set", f"data.train.pack={pack}",
+               "--set", f"train.batch_size={args.batch}", "--set", "data.num_workers=8",
+               "--baseline-set", "distill.teacher_precision=fp32", "--baseline-set", "distill.teacher_channels_last=false"]
+        if args.device.startswith("cuda"):
+            cmd += ["--set", "train.amp=bf16", "--set", "train.channels_last=true"]
+        subprocess.run(cmd, env=env, check=False)
+        extra.append(out / "train_throughput.json")
+    start = time.time()
+    procs = {}
+    for name in args.students:
+        run = out / "runs" / name
+        run.mkdir(parents=True, exist_ok=True)
+        err = open(run / "stderr.txt", "w")
+        procs[name] = (subprocess.Popen(train_command(name, job, out, args.budget, args.batch, args.device),
+                                        env=env, stdout=err, stderr=subprocess.STDOUT), err)
+    for name, (proc, err) in procs.items():
+        code = proc.wait()
+        err.close()
+        final = out / "runs" / name / "final_metrics.json"
+        summary = json.loads(final.read_text()) if final.is_file() else {}
+        print(f"{name:20} exit {code}  steps {summary.get('steps')}  samples/s {summary.get('samples_per_s')}  "
+              f"val PSNR {summary.get('val_psnr')}  best {summary.get('best_val_psnr')}")
+    print(f"all runs done in {time.time() - start:.0f} s")
+    archive = pack_results(out, args.students, extra)
+    print(f"wrote {archive} ({archive.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

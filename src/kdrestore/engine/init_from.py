@@ -1,0 +1,69 @@
+"""Warm starts: initialise a run's model from a shipped student, an earlier run or a weights file.
+
+The optimiser and the schedule start fresh (a warm restart); the run records where its weights came
+from in ``lineage.json``, the source's own chain first, so a model card can show every session's
+contribution (``kdrestore package`` copies it into the card).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from ..errors import KdrestoreError
+from ..fsutil import atomic_write_json
+from ..models.weights import compare_state_dict, read_state_dict
+from .checkpoint import CheckpointManager
+
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
+LINEAGE_FILE = "lineage.json"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def resolve_init(source: str) -> tuple[dict[str, Tensor], dict[str, Any], list[dict[str, Any]]]:
+    """``(state dict, this start's record, the source's earlier chain)`` for ``source``."""
+    shipped = PRETRAINED_DIR / source
+    path = Path(source)
+    if "/" not in source and (shipped / "card.json").is_file():
+        card = json.loads((shipped / "card.json").read_text())
+        weights = shipped / str(card.get("weights", "model.safetensors"))
+        record = {"kind": "shipped", "source": source, "sha256": _sha256(weights),
+                  "trained": card.get("training", {}).get("budget") if isinstance(card.get("training"), dict) else None}
+        return read_state_dict(weights), record, list(card.get("lineage", []))
+    if path.is_dir():
+        ckpt = CheckpointManager(path)
+        chosen = ckpt.best() or ckpt.latest()
+        if chosen is None:
+            raise KdrestoreError(f"model.init_from: {path} is a folder without checkpoints (not a run directory)")
+        chain: list[dict[str, Any]] = []
+        if (path / LINEAGE_FILE).is_file():
+            chain = json.loads((path / LINEAGE_FILE).read_text())
+        ema = (chosen.folder / "ema.safetensors").is_file()
+        final = path / "final_metrics.json"
+        record = {"kind": "run", "source": path.name, "step": chosen.step, "weights": "ema" if ema else "raw",
+                  "final_metrics": json.loads(final.read_text()) if final.is_file() else None}
+        return chosen.model_weights(ema=True), record, chain
+    if path.is_file():
+        return read_state_dict(path), {"kind": "file", "source": path.name, "sha256": _sha256(path)}, []
+    raise KdrestoreError(f"model.init_from: '{source}' is not a shipped student, a run directory or a weights file")
+
+
+def init_model(model: nn.Module, source: str, run_dir: Path, write: bool = True) -> list[dict[str, Any]]:
+    """Load ``source`` into ``model`` (every key must fit; the error lists the keys that do not) and
+    write ``run_dir/lineage.json``; returns the lineage."""
+    sd, record, chain = resolve_init(source)
+    report = compare_state_dict(model, sd, source)
+    if not report.ok:
+        raise KdrestoreError(f"model.init_from: the weights of '{source}' do not fit {type(model).__name__}: "
+                             f"{report.describe()}")
+    model.load_state_dict({k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}, strict=False)
+    lineage = [*chain, record]
+    if write:
+        atomic_write_json(run_dir / LINEAGE_FILE, lineage)
+    return lineage
