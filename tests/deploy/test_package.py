@@ -71,3 +71,14 @@ def test_package_command_and_bad_run(finished_run, tmp_path, capsys):
     assert card["command"].startswith("kdrestore package") and "--name cli" in card["command"]
     with pytest.raises(KdrestoreError, match="not a run directory"):
         package_run(tmp_path, "x", ["denoise/tiny"], data_root=root / "data", dest=tmp_path)
+
+
+def test_card_carries_the_runs_lineage_and_budget(finished_run, tmp_path):
+    root, run = finished_run
+    (run / "lineage.json").write_text(json.dumps([{"kind": "shipped", "source": "old-student", "sha256": "ab"}]))
+    try:
+        card = package_run(run, "gray-lineage", ["denoise/tiny"], data_root=root / "data", dest=tmp_path)
+    finally:
+        (run / "lineage.json").unlink()
+    assert card["lineage"] == [{"kind": "shipped", "source": "old-student", "sha256": "ab"}]
+    assert card["training"]["final"]["device"] == "cpu" and card["training"]["final"]["pipeline"] == "per-sample"

@@ -55,18 +55,36 @@ def _run_summary(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return cfg, summary
 
 
+def _lineage(run: Path) -> list[dict[str, Any]]:
+    """Where the run's weights came from (``lineage.json``, written by ``--init-from``), oldest first."""
+    path = run / "lineage.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def _budget_spent(run: Path) -> dict[str, Any]:
+    """What this run itself spent: steps, samples, time and device, from its final metrics."""
+    path = run / "final_metrics.json"
+    if not path.is_file():
+        return {}
+    final = json.loads(path.read_text())
+    keys = ("device", "time_budget_s", "time_spent_s", "wall_s_this_session", "samples_per_s", "pipeline")
+    return {"final": {k: final[k] for k in keys if k in final}}
+
+
 def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *, data_root: str | os.PathLike[str],
                 sigmas: list[float] | None = None, half: bool = False, dest: str | os.PathLike[str] | None = None,
                 competes_with: str | None = None, recipe: str | None = None, force: bool = False,
                 command: str | None = None, progress: bool = False) -> dict[str, Any]:
-    """Package ``run_dir``'s last checkpoint as ``dest/name`` (default: the package's pretrained folder).
+    """Package ``run_dir``'s best checkpoint by validation (its last one when it validated never) as
+    ``dest/name`` (default: the package's pretrained folder), with the run's lineage in the card.
 
     ``tests``: folders under ``data_root`` to score on (e.g. ``denoise/Set12``); denoising test sets are
     scored once per sigma of ``sigmas``. Returns the card that was written.
     """
     run, dest = Path(run_dir), Path(dest) if dest else PRETRAINED_DIR
     cfg, summary = _run_summary(run)
-    ckpt = CheckpointManager(run).latest()
+    manager = CheckpointManager(run)
+    ckpt = manager.best() or manager.latest()
     if ckpt is None:
         raise KdrestoreError(f"run directory {run} has no checkpoint (checkpoints/latest.json)")
     use_ema = (ckpt.folder / "ema.safetensors").is_file()
@@ -101,7 +119,8 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
         "params": count_params(model), "macs": count_macs(model, probe), "macs_input_shape": list(probe),
         "competes_with": competes_with,
         "training": {"recipe": recipe, **summary, "checkpoint_step": ckpt.step,
-                     "weights_kind": "EMA" if use_ema else "raw"},
+                     "weights_kind": "EMA" if use_ema else "raw", **_budget_spent(run)},
+        "lineage": _lineage(run),
         "scores": scores,
         "command": command,
         "license": "weights: Apache-2.0 (kdrestore); trained on BSD400 / BSDS500 images (research use) "
