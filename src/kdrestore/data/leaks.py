@@ -1,9 +1,10 @@
 """Find test images whose scene also appears in training data (a "leak"), by image search.
 
-Every image becomes two small grey thumbnails (:mod:`.thumbs`: the whole image and its central crop,
-zero-mean, unit-norm). A test image is compared, as is, mirrored and rotated by 90/180/270 degrees (the 8
-flips and rotations), with every training thumbnail; its crop is compared with whole training images and
-its whole image with training crops, so a centre-cropped copy on either side is found too. All of it is
+Every image becomes small grey thumbnails (:mod:`.thumbs`: the whole image and central crops at four
+scales, band-passed, zero-mean, unit-norm). A test image is compared, as is, mirrored and rotated by
+90/180/270 degrees (the 8 flips and rotations), with every whole training image; its crops with whole
+training images and the whole test image with training crops, so a centre-cropped copy on either side is
+found too. All of it is
 one matrix product per block of test images. A test image *leaks* when its best normalised correlation
 reaches :data:`THRESHOLD`.
 
@@ -15,9 +16,7 @@ clean backgrounds score >= 0.994 with the 75 BSDS500 photos and 25 CBSD68 photos
 The best match of each of the 230 test images in every training folder that holds none of its scenes
 (1,050 searches) scores at most 0.741 (median 0.448). :data:`THRESHOLD` = 0.85 sits between the two.
 Degraded images are not a reliable probe (heavy rain over its own clean image: as low as 0.36; haze:
-0.71), which is why:
-
-Paired folders are compared on their clean side (``gt``, ``norain``, ``cleancrop``, ...), folders of
+0.71), which is why paired folders are compared on their clean side (``gt``, ``norain``, ``cleancrop``, ...), folders of
 clean images as they are, and an NYU-style folder (``rgb/`` and ``depth/`` subfolders) on ``rgb/``.
 """
 from __future__ import annotations
@@ -105,12 +104,12 @@ class SetResult:
     highest: float  # the best score of any test image (a leak or not)
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, root: Path | None = None) -> dict[str, Any]:
         return {"test": self.label, "note": self.note, "images": self.images, "leaked": len(self.matches),
                 "highest_score": round(self.highest, 4),
-                "matches": [{"test": str(m.test), "train": str(m.train), "score": round(m.score, 4),
-                             "variant": m.variant} for m in self.matches],
-                "unreadable": [{"file": str(p), "reason": r} for p, r in self.unreadable]}
+                "matches": [{"test": relative(m.test, root), "train": relative(m.train, root),
+                             "score": round(m.score, 4), "variant": m.variant} for m in self.matches],
+                "unreadable": [{"file": relative(p, root), "reason": r} for p, r in self.unreadable]}
 
 
 @dataclass
@@ -127,10 +126,23 @@ class LeakReport:
     def unreadable(self) -> int:
         return sum(len(r.unreadable) for r in self.results) + sum(len(t["unreadable"]) for t in self.train)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "thumbnail": f"{SIDE}x{SIDE} grey, whole + central crop; 8 flips/rotations",
-                "result": "clean" if not self.leaked else f"{self.leaked} leaked",
-                "train": self.train, "tests": [r.to_dict() for r in self.results]}
+    def to_dict(self, root: Path | None = None) -> dict[str, Any]:
+        """Plain data; file names relative to ``root`` when they lie under it."""
+        train = [{**t, "unreadable": [{**u, "file": relative(u["file"], root)} for u in t["unreadable"]]}
+                 for t in self.train]
+        return {"threshold": self.threshold, "result": "clean" if not self.leaked else f"{self.leaked} leaked",
+                "train": train, "tests": [r.to_dict(root) for r in self.results]}
+
+
+def relative(path: str | os.PathLike[str], root: Path | None) -> str:
+    """``path`` relative to ``root`` (POSIX style) when it lies under it, else as given."""
+    p = Path(path)
+    if root is not None:
+        try:
+            return p.resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            pass
+    return str(p)
 
 
 def _dihedral(flat: np.ndarray) -> list[np.ndarray]:
@@ -198,6 +210,9 @@ def find_leaks(train: Sequence[ImageSet], tests: Sequence[ImageSet], threshold: 
             raise KdrestoreError(f"no images in {s.label}")
         paths += s.paths
     gallery = thumbnails(list(dict.fromkeys(paths)), cache=cache)
+    if not gallery.paths:
+        raise KdrestoreError(f"none of the {len(paths)} training images could be read, e.g. "
+                             f"{gallery.failed[0][0]}: {gallery.failed[0][1]}")
     bad = {p: r for p, r in gallery.failed}
     for s in train:
         train_summary.append({"label": s.label, "note": s.note, "images": len(s.paths),
@@ -207,6 +222,9 @@ def find_leaks(train: Sequence[ImageSet], tests: Sequence[ImageSet], threshold: 
         if not s.paths:
             raise KdrestoreError(f"no images in {s.label}")
         probe = thumbnails(s.paths, cache=cache)
+        if not probe.paths:
+            raise KdrestoreError(f"none of the {len(s.paths)} images of {s.label} could be read, e.g. "
+                                 f"{probe.failed[0][0]}: {probe.failed[0][1]}")
         best, where, how = best_matches(probe, gallery)
         matches = [Match(probe.paths[i], gallery.paths[where[i]], float(best[i]), _variant_name(int(how[i])))
                    for i in np.flatnonzero(best >= threshold)]
