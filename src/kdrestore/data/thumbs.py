@@ -132,6 +132,8 @@ def _load_cache(file: Path) -> dict[tuple[str, int, int], np.ndarray]:
 
 def _save_cache(file: Path, rows: dict[tuple[str, int, int], np.ndarray]) -> None:
     keys = sorted(rows)
+    if not keys:
+        return
     try:
         with atomic_path(file) as tmp:
             with open(tmp, "wb") as fh:
