@@ -200,8 +200,9 @@ def _variant_name(i: int) -> str:
 
 
 def find_leaks(train: Sequence[ImageSet], tests: Sequence[ImageSet], threshold: float = THRESHOLD,
-               *, cache: bool = True) -> LeakReport:
-    """Every image of ``tests`` whose scene appears in any of ``train`` (score >= ``threshold``)."""
+               *, cache: bool = True, workers: int = 2) -> LeakReport:
+    """Every image of ``tests`` whose scene appears in any of ``train`` (score >= ``threshold``);
+    ``workers``: threads decoding images missing from the thumbnail cache."""
     if not train:
         raise KdrestoreError("no training images to compare (no training set given)")
     train_summary, paths = [], []
@@ -209,7 +210,7 @@ def find_leaks(train: Sequence[ImageSet], tests: Sequence[ImageSet], threshold: 
         if not s.paths:
             raise KdrestoreError(f"no images in {s.label}")
         paths += s.paths
-    gallery = thumbnails(list(dict.fromkeys(paths)), cache=cache)
+    gallery = thumbnails(list(dict.fromkeys(paths)), cache=cache, workers=workers)
     if not gallery.paths:
         raise KdrestoreError(f"none of the {len(paths)} training images could be read, e.g. "
                              f"{gallery.failed[0][0]}: {gallery.failed[0][1]}")
@@ -221,7 +222,7 @@ def find_leaks(train: Sequence[ImageSet], tests: Sequence[ImageSet], threshold: 
     for s in tests:
         if not s.paths:
             raise KdrestoreError(f"no images in {s.label}")
-        probe = thumbnails(s.paths, cache=cache)
+        probe = thumbnails(s.paths, cache=cache, workers=workers)
         if not probe.paths:
             raise KdrestoreError(f"none of the {len(s.paths)} images of {s.label} could be read, e.g. "
                                  f"{probe.failed[0][0]}: {probe.failed[0][1]}")
