@@ -180,9 +180,12 @@ def enforce(check: LeakCheck, *, allow_leaks: bool = False, what: str = "run", q
             print(format_check(check) + f"\nleak check: {check.leaked} leaked image(s), allowed by --allow-leaks "
                   "(recorded)", file=sys.stderr)
         else:
-            compared = ", ".join(f"{r.label} ({r.images})" for r in check.report.results) if check.report else "nothing"
-            threshold = check.report.threshold if check.report else THRESHOLD
-            print(f"leak check: clean (threshold {threshold}) - training data vs {compared}")
+            if check.report is None:
+                print("leak check: nothing compared")
+            else:
+                train = ", ".join(f"{t['label']} ({t['images']})" for t in check.report.train)
+                against = ", ".join(f"{r.label} ({r.images})" for r in check.report.results)
+                print(f"leak check: clean (threshold {check.report.threshold}): {train} vs {against}")
             for n in check.notes:
                 print(f"leak check note: {n}")
     return check.record(override=allow_leaks)
