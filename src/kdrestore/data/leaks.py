@@ -16,8 +16,8 @@ clean backgrounds score >= 0.994 with the 75 BSDS500 photos and 25 CBSD68 photos
 The best match of each of the 230 test images in every training folder that holds none of its scenes
 (1,050 searches) scores at most 0.741 (median 0.448). :data:`THRESHOLD` = 0.85 sits between the two.
 Degraded images are not a reliable probe (heavy rain over its own clean image: as low as 0.36; haze:
-0.71), which is why paired folders are compared on their clean side (``gt``, ``norain``, ``cleancrop``, ...), folders of
-clean images as they are, and an NYU-style folder (``rgb/`` and ``depth/`` subfolders) on ``rgb/``.
+0.71), which is why paired folders are compared on their clean side (``gt``, ``norain``, ``cleancrop``,
+...), folders of clean images as they are, and an NYU-style folder (``rgb/`` + ``depth/``) on ``rgb/``.
 """
 from __future__ import annotations
 
@@ -178,7 +178,8 @@ def best_matches(test: Thumbnails, train: Thumbnails, block: int = 256) -> tuple
         crops = crops.reshape(-1, crops.shape[-1])  # b*(K-1) rows
         candidates = [(v, q, gallery_full, 1, 1) for v, q in enumerate(turned)]
         candidates += [(8, q, gallery_crops, 1, crops_per_image) for q in (full, turned[4])]
-        candidates += [(9, q, gallery_full, crops_per_image, 1) for q in (crops, _dihedral(crops)[4])]
+        mirrored_crops = np.ascontiguousarray(crops.reshape(-1, SIDE, SIDE)[:, :, ::-1]).reshape(len(crops), -1)
+        candidates += [(9, q, gallery_full, crops_per_image, 1) for q in (crops, mirrored_crops)]
         for variant, q, g, q_rows, g_rows in candidates:
             s = q @ g.T  # normalised correlations
             if q_rows > 1:  # several crops per test image: keep each image's best
