@@ -110,3 +110,14 @@ def test_check_leaks_command_exit_status_and_json(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["check-leaks", "--train", str(tmp_path / "empty"), "--test", str(test)]) == 2
     assert "no images found in" in capsys.readouterr().err
+
+
+def test_the_benchmark_set_is_compared_and_validating_on_it_is_named(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    train, bench = folder(tmp_path / "train", [1, 2]), folder(root / "denoise" / "Set12", [3, 2])
+    monkeypatch.setenv("KDRESTORE_DATA", str(root))
+    check = recipe_leak_check(load_config(data=recipe({"path": str(train)})))
+    assert [r.label for r in check.report.results] == ["benchmark: denoise/Set12"] and check.leaked == 1
+    on_test = recipe_leak_check(load_config(data=recipe({"path": str(train)}, {"path": str(bench)})))
+    assert [r.label for r in on_test.report.results] == ["data.val: denoise/Set12"]
+    assert any("data.val reads the benchmark test set denoise/Set12" in n for n in on_test.notes)

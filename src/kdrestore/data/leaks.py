@@ -47,22 +47,25 @@ class ImageSet:
     note: str = ""
 
 
-def folder_items(folder: str | os.PathLike[str], rule: str = "auto") -> tuple[list[Path], str]:
+def folder_items(folder: str | os.PathLike[str], rule: str = "auto", *, pairs_first: bool = True
+                 ) -> tuple[list[Path], str]:
     """The clean image of every item of ``folder``: one per pair of a paired layout (clean side), one
     per image of a folder of clean images, or of its ``rgb/`` subfolder (NYU-style ``rgb/`` + ``depth/``).
+    ``pairs_first=False`` (a synthetic set's source folder) takes images directly in ``folder`` first.
 
     An empty or missing folder raises :class:`KdrestoreError` naming it.
     """
     d = Path(folder)
     if not d.is_dir():
         raise KdrestoreError(f"image folder not found: {d}")
+    images = [] if pairs_first else list_images(d)
+    if images:
+        return images, "images"
     if detect_layout(d) is not None:
         return [clean for _, clean in find_pairs(d, rule=rule)], "clean side of the pairs"
-    images = list_images(d)
+    images, note = list_images(d), "images"
     if not images and (d / "rgb").is_dir():
         images, note = list_images(d / "rgb"), "rgb/ subfolder"
-    else:
-        note = "images"
     if not images:
         raise KdrestoreError(f"no images found in {d} (nor a paired layout or an rgb/ subfolder)")
     return images, note
@@ -70,10 +73,10 @@ def folder_items(folder: str | os.PathLike[str], rule: str = "auto") -> tuple[li
 
 def image_set(folder: str | os.PathLike[str], *, label: str | None = None, rule: str = "auto",
               holdout: int | None = None, part: Part = "train", limit: int | None = None,
-              where: str = "data") -> ImageSet:
+              where: str = "data", pairs_first: bool = True) -> ImageSet:
     """The clean images a data section reads from ``folder``: its items less (``part='train'``) or only
     (``part='val'``) the last ``holdout``, then the first ``limit``, as the data sets do."""
-    items, note = folder_items(folder, rule)
+    items, note = folder_items(folder, rule, pairs_first=pairs_first)
     items = holdout_split(items, holdout, part, where)
     if limit is not None:
         items = items[:limit]

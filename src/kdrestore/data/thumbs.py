@@ -30,7 +30,6 @@ SIDE = 32  # thumbnail side (pixels); 1,024 values per thumbnail
 SCALES = (1.0, 0.97, 0.93, 0.87, 0.8)  # the share of each side kept: the whole image, then central crops
 BAND = (1.0, 4.0)  # Gaussian sigmas (thumbnail pixels) of the band-pass
 VERSION = 2  # bump when the thumbnail recipe changes: old cache files are then ignored
-Image.MAX_IMAGE_PIXELS = None  # thumbnails of big photos are fine; decompression bombs are not our input
 
 
 def cache_dir() -> Path:

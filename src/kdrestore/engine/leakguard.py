@@ -86,8 +86,11 @@ def section_sets(ds: DatasetConfig, *, part: Part, where: str, root: Path | None
         return [], [f"{where}: no path: not compared"]
     limit = ds.limit if ds.kind in ("synth", "paired", "tasks") else None
     rule = ds.rule if ds.kind == "paired" else "auto"
-    s = image_set(ds.path, label=f"{where}: {_label(ds.path, root)}", rule=rule, holdout=ds.holdout, part=part,
-                  limit=limit, where=where)
+    try:
+        s = image_set(ds.path, label=f"{where}: {_label(ds.path, root)}", rule=rule, holdout=ds.holdout, part=part,
+                      limit=limit, where=where, pairs_first=ds.kind == "paired")
+    except KdrestoreError as exc:
+        raise KdrestoreError(str(exc) if str(exc).startswith(where) else f"{where}: {exc}") from exc
     return [s], []
 
 
@@ -113,8 +116,15 @@ def recipe_leak_check(cfg: RunConfig, *, tests: Sequence[str | os.PathLike[str]]
             notes.append(f"benchmark test set {rel} not compared: no data root (set KDRESTORE_DATA or give --data)")
         elif not (base / rel).is_dir():
             notes.append(f"benchmark test set {rel} not compared: {base / rel} not found")
-        elif all(Path(t).resolve() != (base / rel).resolve() for t in tests):
-            against.append(image_set(base / rel, label=f"benchmark: {rel}"))
+        else:
+            bench = (base / rel).resolve()
+            val = cfg.data.val
+            val_paths = [val.path] + [s.path for s in val.sources] if val is not None else []
+            if any(p and Path(p).resolve() == bench for p in val_paths):
+                notes.append(f"data.val reads the benchmark test set {rel}: choosing checkpoints on a test set "
+                             "selects on it (hold out part of the training data: data.*.holdout)")
+            elif all(Path(t).resolve() != bench for t in tests):
+                against.append(image_set(base / rel, label=f"benchmark: {rel}"))
     if not train:
         notes.append("no training folder to compare: nothing checked")
         return LeakCheck(None, notes, base)
