@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from ..fsutil import atomic_path
+from .imageio import ImageReadError, read_image
 
 SIDE = 32  # thumbnail side (pixels); 1,024 values per thumbnail
 SCALES = (1.0, 0.97, 0.93, 0.87, 0.8)  # the share of each side kept: the whole image, then central crops
@@ -80,8 +81,6 @@ def thumbnail_set(path: str | os.PathLike[str]) -> np.ndarray:
 
     Raises :class:`~kdrestore.data.imageio.ImageReadError` for a file that cannot be decoded.
     """
-    from .imageio import ImageReadError, read_image
-
     p = Path(path)
     try:
         im = _grey(p)
