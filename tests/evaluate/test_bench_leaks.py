@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from kdrestore.cli import main
 from kdrestore.engine.leakguard import LeakError
 from kdrestore.evaluate.bench_leaks import bench_data, bench_leak_guard
 
@@ -16,7 +17,7 @@ def photo(seed: int) -> Image.Image:
     return Image.fromarray(((img - img.min()) / np.ptp(img) * 255).astype(np.uint8))
 
 
-def test_a_bench_whose_test_set_is_in_its_training_folder_is_stopped(tmp_path, monkeypatch):
+def test_a_bench_whose_test_set_is_in_its_training_folder_is_stopped(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KDRESTORE_CACHE", str(tmp_path / "cache"))
     root = tmp_path / "data"
     for sub, seeds in (("train/BSD400-gray", [1, 2, 3]), ("denoise/Set12", [4, 5])):
@@ -28,6 +29,8 @@ def test_a_bench_whose_test_set_is_in_its_training_folder_is_stopped(tmp_path, m
     ImageOps.mirror(photo(2)).save(root / "denoise/Set12" / "copy.png")
     with pytest.raises(LeakError, match=r"Set12/copy\.png"):
         bench_leak_guard("distill", root, tasks=["denoise"], quiet=True)
+    assert main(["bench", "distill", "--task", "denoise", "--data", str(root), "--steps", "1"]) == 2  # before training
+    assert "kdrestore bench distill (denoise) stopped" in capsys.readouterr().err
     out = tmp_path / "bench.json"
     records = bench_leak_guard("distill", root, tasks=["denoise"], allow_leaks=True, json=str(out), quiet=True)
     saved = json.loads((tmp_path / "bench.json.leak_check.json").read_text())

@@ -61,7 +61,8 @@ def folder_items(folder: str | os.PathLike[str], rule: str = "auto", *, pairs_fi
     images = [] if pairs_first else list_images(d)
     if images:
         return images, "images"
-    if detect_layout(d) is not None:
+    has_subfolders = any(e.is_dir() for e in os.scandir(d))  # detect_layout stats every entry: skip it if none
+    if has_subfolders and detect_layout(d) is not None:
         return [clean for _, clean in find_pairs(d, rule=rule)], "clean side of the pairs"
     images, note = list_images(d), "images"
     if not images and (d / "rgb").is_dir():
