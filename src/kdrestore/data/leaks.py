@@ -4,20 +4,20 @@ Every image becomes small grey thumbnails (:mod:`.thumbs`: the whole image and c
 scales, band-passed, zero-mean, unit-norm). A test image is compared, as is, mirrored and rotated by
 90/180/270 degrees (the 8 flips and rotations), with every whole training image; its crops with whole
 training images and the whole test image with training crops, so a centre-cropped copy on either side is
-found too. All of it is
-one matrix product per block of test images. A test image *leaks* when its best normalised correlation
-reaches :data:`THRESHOLD`.
+found too. All of it is one matrix product per block of test images and variant. A test image *leaks*
+when its best normalised correlation reaches :data:`THRESHOLD`.
 
 Threshold, measured on ../shared/data (``python benchmarks/leak_scores.py``; 32 x 32 band-passed
-thumbnails): copies of the 118 SOTS-indoor-50 GT and CBSD68 images re-encoded (JPEG/WebP q50), mirrored,
-halved, rotated or centre-cropped to 80% score >= 0.998 with their original, with a 10-px border cut and
-mirroring >= 0.978, centre-cropped to 90% (between two crop scales, the worst case) >= 0.954; Rain100H's
-clean backgrounds score >= 0.994 with the 75 BSDS500 photos and 25 CBSD68 photos they were rendered on.
-The best match of each of the 230 test images in every training folder that holds none of its scenes
-(1,050 searches) scores at most 0.741 (median 0.448). :data:`THRESHOLD` = 0.85 sits between the two.
-Degraded images are not a reliable probe (heavy rain over its own clean image: as low as 0.36; haze:
-0.71), which is why paired folders are compared on their clean side (``gt``, ``norain``, ``cleancrop``,
-...), folders of clean images as they are, and an NYU-style folder (``rgb/`` + ``depth/``) on ``rgb/``.
+thumbnails pooled to 16 x 16): copies of the 118 SOTS-indoor-50 GT and CBSD68 images re-encoded
+(JPEG/WebP q50), mirrored, halved, rotated or centre-cropped to 80% score >= 0.998 with their original,
+with a 10-px border cut and mirroring >= 0.980, centre-cropped to 90% (between two crop scales, the
+worst case) >= 0.959; Rain100H's clean backgrounds score >= 0.995 with the 75 BSDS500 photos and 25
+CBSD68 photos they were rendered on. The best match of each of the 230 test images in every training
+folder that holds none of its scenes (1,050 searches) scores at most 0.756 (median 0.466).
+:data:`THRESHOLD` = 0.85 sits between the two. Degraded images are not a reliable probe (heavy rain over
+its own clean image: as low as 0.35; haze: 0.71), which is why paired folders are compared on their
+clean side (``gt``, ``norain``, ``cleancrop``, ...), folders of clean images as they are, and an
+NYU-style folder (``rgb/`` + ``depth/``) on ``rgb/``.
 """
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ from ..errors import KdrestoreError
 from .holdout import Part, holdout_split
 from .imageio import list_images
 from .pairing import detect_layout, find_pairs
-from .thumbs import SIDE, Thumbnails, thumbnails
+from .thumbs import FEATURE, Thumbnails, thumbnails
 
-THRESHOLD = 0.85  # midway between distinct photos (<= 0.741) and copies (>= 0.954): see the module docstring
+THRESHOLD = 0.85  # midway between distinct photos (<= 0.756) and copies (>= 0.959): see the module docstring
 _VARIANTS = ("as is", "rot90", "rot180", "rot270", "mirrored", "mirrored+rot90", "mirrored+rot180", "mirrored+rot270")
 
 
@@ -150,8 +150,8 @@ def relative(path: str | os.PathLike[str], root: Path | None) -> str:
 
 
 def _dihedral(flat: np.ndarray) -> list[np.ndarray]:
-    """The 8 flips/rotations of N x SIDE*SIDE thumbnails, in :data:`_VARIANTS` order."""
-    sq = flat.reshape(-1, SIDE, SIDE)
+    """The 8 flips/rotations of N x FEATURE*FEATURE thumbnails, in :data:`_VARIANTS` order."""
+    sq = flat.reshape(-1, FEATURE, FEATURE)
     out = []
     for mirrored in (False, True):
         base = sq[:, :, ::-1] if mirrored else sq
@@ -182,7 +182,7 @@ def best_matches(test: Thumbnails, train: Thumbnails, block: int = 256) -> tuple
         crops = crops.reshape(-1, crops.shape[-1])  # b*(K-1) rows
         candidates = [(v, q, gallery_full, 1, 1) for v, q in enumerate(turned)]
         candidates += [(8, q, gallery_crops, 1, crops_per_image) for q in (full, turned[4])]
-        mirrored_crops = np.ascontiguousarray(crops.reshape(-1, SIDE, SIDE)[:, :, ::-1]).reshape(len(crops), -1)
+        mirrored_crops = np.ascontiguousarray(crops.reshape(-1, FEATURE, FEATURE)[:, :, ::-1]).reshape(len(crops), -1)
         candidates += [(9, q, gallery_full, crops_per_image, 1) for q in (crops, mirrored_crops)]
         for variant, q, g, q_rows, g_rows in candidates:
             s = q @ g.T  # normalised correlations

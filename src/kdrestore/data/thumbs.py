@@ -1,7 +1,8 @@
 """Small grey thumbnails of image files, for finding the same scene in two sets (:mod:`.leaks`).
 
-Each file gives ``len(SCALES)`` grey ``SIDE x SIDE`` thumbnails: the whole image and its central
-crops keeping ``SCALES[1:]`` of each side, every one squashed to a square. A square squash commutes with
+Each file gives ``len(SCALES)`` grey thumbnails: the whole image and its central crops keeping
+``SCALES[1:]`` of each side, every one squashed to a ``SIDE x SIDE`` square, band-passed and averaged
+over ``POOL x POOL`` blocks to ``FEATURE x FEATURE`` values. A square squash commutes with
 flips and 90-degree rotations, so the rotated and mirrored variants are array operations, not new decodes.
 Each thumbnail is band-passed (Gaussian blur of ``BAND[0]`` pixels less one of ``BAND[1]``): the blur
 forgives a pixel of misalignment (a crop between two scales), and removing the coarse shading keeps
@@ -27,10 +28,12 @@ from PIL import Image
 from ..fsutil import atomic_path
 from .imageio import ImageReadError, read_image
 
-SIDE = 32  # thumbnail side (pixels); 1,024 values per thumbnail
+SIDE = 32  # thumbnail side (pixels) the band-pass works on
+POOL = 2  # then averaged over POOL x POOL blocks: the band-passed thumbnail holds little finer detail
+FEATURE = SIDE // POOL  # the compared thumbnail is FEATURE x FEATURE (256 values): 4x cheaper to match
 SCALES = (1.0, 0.97, 0.93, 0.87, 0.8)  # the share of each side kept: the whole image, then central crops
 BAND = (1.0, 4.0)  # Gaussian sigmas (thumbnail pixels) of the band-pass
-VERSION = 2  # bump when the thumbnail recipe changes: old cache files are then ignored
+VERSION = 3  # bump when the thumbnail recipe changes: old cache files are then ignored
 
 
 def cache_dir() -> Path:
@@ -55,11 +58,13 @@ _BAND_PASS = (_blur_matrix(BAND[0]), _blur_matrix(BAND[1]))
 
 
 def _feature(grey: np.ndarray) -> np.ndarray:
-    """Band-passed, zero-mean, unit-norm flat copy of a ``SIDE x SIDE`` grey thumbnail (a flat image
-    gives all zeros: it correlates with nothing)."""
+    """Band-passed, pooled, zero-mean, unit-norm flat ``FEATURE x FEATURE`` copy of a ``SIDE x SIDE`` grey
+    thumbnail (a flat image gives all zeros: it correlates with nothing). Blur, band-pass and pooling
+    commute with flips and 90-degree rotations, so the variants can be made from the result."""
     a = grey.astype(np.float64)
     fine, coarse = _BAND_PASS
-    a = (fine @ a @ fine.T - coarse @ a @ coarse.T).reshape(-1)
+    a = fine @ a @ fine.T - coarse @ a @ coarse.T
+    a = a.reshape(FEATURE, POOL, FEATURE, POOL).mean(axis=(1, 3)).reshape(-1)
     a = a - a.mean()
     norm = float(np.sqrt((a * a).sum()))
     return (a / norm if norm > 1e-6 else np.zeros_like(a)).astype(np.float32)
@@ -77,7 +82,7 @@ def _grey(path: Path) -> Image.Image:
 
 
 def thumbnail_set(path: str | os.PathLike[str]) -> np.ndarray:
-    """``len(SCALES) x SIDE*SIDE`` float32: the whole image and its central crops (see :data:`SCALES`).
+    """``len(SCALES) x FEATURE*FEATURE`` float32: the whole image and its central crops (see :data:`SCALES`).
 
     Raises :class:`~kdrestore.data.imageio.ImageReadError` for a file that cannot be decoded.
     """
@@ -104,18 +109,18 @@ class Thumbnails:
     ``failed``: the unreadable files with the reason; ``computed``: files decoded in this call."""
 
     paths: list[Path]
-    scales: np.ndarray  # N x len(SCALES) x SIDE*SIDE float32
+    scales: np.ndarray  # N x len(SCALES) x FEATURE*FEATURE float32
     failed: list[tuple[Path, str]] = field(default_factory=list)
     computed: int = 0
 
     @property
     def full(self) -> np.ndarray:
-        """N x SIDE*SIDE: the whole images."""
+        """N x FEATURE*FEATURE: the whole images."""
         return self.scales[:, 0]
 
 
 def _cache_file(folder: Path) -> Path:
-    key = hashlib.sha1(f"{VERSION}/{SIDE}/{SCALES}/{BAND}/{folder.resolve()}".encode()).hexdigest()[:16]
+    key = hashlib.sha1(f"{VERSION}/{SIDE}/{POOL}/{SCALES}/{BAND}/{folder.resolve()}".encode()).hexdigest()[:16]
     return cache_dir() / f"{folder.name[:40]}-{key}.npz"
 
 
@@ -152,7 +157,7 @@ def thumbnails(paths: Sequence[str | os.PathLike[str]], *, cache: bool = True, w
     by_folder: dict[Path, list[int]] = {}
     for i, p in enumerate(files):
         by_folder.setdefault(p.parent, []).append(i)
-    rows: list[np.ndarray | None] = [None] * len(files)  # per file: len(SCALES) x SIDE*SIDE
+    rows: list[np.ndarray | None] = [None] * len(files)  # per file: len(SCALES) x FEATURE*FEATURE
     failed: dict[int, str] = {}
     computed = 0
     for folder, idx in by_folder.items():
@@ -187,7 +192,7 @@ def thumbnails(paths: Sequence[str | os.PathLike[str]], *, cache: bool = True, w
             live_names = {k[0] for k in live}  # an older version of a file seen now is dropped
             _save_cache(cfile, {k: v for k, v in cached.items() if k in live or k[0] not in live_names})
     ok = [i for i in range(len(files)) if rows[i] is not None]
-    stack = np.stack([rows[i] for i in ok]) if ok else np.zeros((0, len(SCALES), SIDE * SIDE), np.float32)
+    stack = np.stack([rows[i] for i in ok]) if ok else np.zeros((0, len(SCALES), FEATURE * FEATURE), np.float32)
     return Thumbnails([files[i] for i in ok], stack, [(files[i], failed[i]) for i in sorted(failed)], computed)
 
 

@@ -18,7 +18,7 @@ from ..config import DatasetConfig, RunConfig
 from ..data.holdout import Part
 from ..data.leaks import THRESHOLD, ImageSet, LeakReport, find_leaks, image_set
 from ..data.leaks import relative as _label
-from ..data.thumbs import SCALES, SIDE
+from ..data.thumbs import FEATURE, SCALES, SIDE
 from ..errors import KdrestoreError
 from ..fsutil import atomic_write_json
 
@@ -28,8 +28,8 @@ BENCHMARK_TESTS: dict[tuple[str, str], str] = {
     ("derain", "rgb"): "derain/Rain100H", ("derain", "gray"): "derain/Rain100H",
     ("dehaze", "rgb"): "dehaze/SOTS-indoor-50", ("dehaze", "gray"): "dehaze/SOTS-indoor-50",
 }
-METHOD = (f"{SIDE}x{SIDE} grey thumbnails, band-passed, whole image and central crops {list(SCALES[1:])}; "
-          "8 flips/rotations; normalised correlation >= threshold is a leak")
+METHOD = (f"{SIDE}x{SIDE} grey thumbnails, band-passed, pooled to {FEATURE}x{FEATURE}; whole image and central "
+          f"crops {list(SCALES[1:])}; 8 flips/rotations; normalised correlation >= threshold is a leak")
 
 
 class LeakError(KdrestoreError):
