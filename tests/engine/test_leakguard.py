@@ -121,3 +121,13 @@ def test_the_benchmark_set_is_compared_and_validating_on_it_is_named(tmp_path, m
     on_test = recipe_leak_check(load_config(data=recipe({"path": str(train)}, {"path": str(bench)})))
     assert [r.label for r in on_test.report.results] == ["data.val: denoise/Set12"]
     assert any("data.val reads the benchmark test set denoise/Set12" in n for n in on_test.notes)
+
+
+def test_a_clean_check_still_names_unreadable_images(tmp_path, capsys):
+    train, val = folder(tmp_path / "train", [1, 2]), folder(tmp_path / "val", [3])
+    (val / "zz-broken.png").write_bytes(b"not an image")
+    record = leak_guard(load_config(data=recipe({"path": str(train)}, {"path": str(val)})))
+    captured = capsys.readouterr()
+    assert record["result"] == "clean" and "leak check: clean" in captured.out
+    assert "1 unreadable image(s) skipped" in captured.err and "zz-broken.png" in captured.err
+    assert record["compared"]["against"][0]["unreadable"][0]["file"].endswith("zz-broken.png")

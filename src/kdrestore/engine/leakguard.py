@@ -196,6 +196,8 @@ def enforce(check: LeakCheck, *, allow_leaks: bool = False, what: str = "run", q
                 train = ", ".join(f"{t['label']} ({t['images']})" for t in check.report.train)
                 against = ", ".join(f"{r.label} ({r.images})" for r in check.report.results)
                 print(f"leak check: clean (threshold {check.report.threshold}): {train} vs {against}")
+                if check.report.unreadable:  # named, never passed silently
+                    print(format_check(check), file=sys.stderr)
             for n in check.notes:
                 print(f"leak check note: {n}")
     return check.record(override=allow_leaks)
