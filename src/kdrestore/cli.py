@@ -7,8 +7,10 @@ import sys
 from typing import Sequence
 
 from . import __version__
-from .commands import (cmd_bench, cmd_degrade, cmd_demo, cmd_eval, cmd_export, cmd_models, cmd_package,
-                       cmd_report, cmd_restore, cmd_samples, cmd_train)
+from .commands import (cmd_bench, cmd_check_leaks, cmd_degrade, cmd_demo, cmd_eval, cmd_export, cmd_models,
+                       cmd_package, cmd_report, cmd_restore, cmd_samples, cmd_train)
+
+ALLOW_LEAKS = "run even when test or validation scenes are in the training data (recorded as an override)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(fresh optimiser and schedule; recorded in the run's lineage.json)")
         p.add_argument("--time-budget", metavar="DURATION",
                        help="stop after this wall-clock time, e.g. 8m or 2h (the schedule follows the time)")
+        p.add_argument("--allow-leaks", action="store_true", help=ALLOW_LEAKS)
         p.add_argument("--quiet", action="store_true")
         p.set_defaults(func=cmd_train)
 
@@ -88,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", default="20", help="trnr: clean training images, a count or a share such as 20%%")
     p.add_argument("--full-size", action="store_true", help="trnr: MSResNet/DNNet instead of their tiny variants")
     p.add_argument("--json")
+    p.add_argument("--allow-leaks", action="store_true", help=ALLOW_LEAKS + " (beside --json)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bench)
 
@@ -134,7 +138,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", help="the recipe file the run was trained with, for the card")
     p.add_argument("--dest", help="folder of pretrained models (default: the package's own)")
     p.add_argument("--force", action="store_true", help="replace an existing model of that name")
+    p.add_argument("--allow-leaks", action="store_true", help=ALLOW_LEAKS + " (in the model card)")
     p.set_defaults(func=cmd_package)
+
+    p = sub.add_parser("check-leaks", help="find test/validation images whose scene is in the training data "
+                                           "(image search); exit status 1 when any leaks")
+    p.add_argument("--train", nargs="+", metavar="DIR", help="training folders (paired: clean side; rgb/ subfolders)")
+    p.add_argument("--test", nargs="+", default=[], metavar="DIR", help="test or validation folders")
+    p.add_argument("--recipe", help="a YAML recipe: its training data vs its validation data and the task's "
+                                    "benchmark test set (under --data)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
+    p.add_argument("--data", help="benchmark data root (default $KDRESTORE_DATA)")
+    p.add_argument("--threshold", type=float, help="normalised correlation that counts as the same scene "
+                                                   "(default: kdrestore.data.leaks.THRESHOLD)")
+    p.add_argument("--matches", type=int, help="show at most this many matches (default all)")
+    p.add_argument("--json", help="write the full report to this JSON file")
+    p.set_defaults(func=cmd_check_leaks)
 
     p = sub.add_parser("export", help="export a model to ONNX (dynamic size), check parity, optionally INT8")
     p.add_argument("--model", required=True, help="run directory, shipped pretrained name or registry name")

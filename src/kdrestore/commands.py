@@ -66,6 +66,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
     from .engine import Trainer
+    from .engine.leakguard import leak_guard, write_leak_record
 
     if args.config is None and args.resume is None:
         raise SystemExit("kdrestore train: give a CONFIG file, or --resume RUN_DIR")
@@ -81,7 +82,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.command == "distill" and not cfg.distill:
         raise SystemExit(f"kdrestore distill: {config} has no 'distill' section (use 'kdrestore train')")
     run_dir = Path(args.resume or args.run_dir or Path(cfg.output_dir) / cfg.name)
-    final = Trainer(cfg, run_dir, resume=args.resume is not None, progress=not args.quiet).fit()
+    leaks = leak_guard(cfg, allow_leaks=args.allow_leaks, what=f"kdrestore {args.command}", quiet=args.quiet)
+    trainer = Trainer(cfg, run_dir, resume=args.resume is not None, progress=not args.quiet)
+    write_leak_record(run_dir, leaks)
+    final = trainer.fit()
     if "val_psnr" in final:
         print(f"{cfg.name}: step {final['steps']}, val PSNR {final['val_psnr']:.3f} dB, "
               f"SSIM {final['val_ssim']:.4f} ({final['convention']['text']})")
@@ -104,6 +108,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .fsutil import atomic_write_json
 
     data = _data_root(args)
+    from .evaluate.bench_leaks import bench_leak_guard
+
+    bench_leak_guard(args.what, data, tasks=args.task, sets=args.sets, allow_leaks=args.allow_leaks, json=args.json)
     if args.what == "datafree":  # data-free vs data-trained vs teacher, per task + one multi-weather student
         from .evaluate.bench_datafree import format_datafree_bench, run_datafree_bench
 
@@ -215,11 +222,14 @@ def _budget(megapixels: float | None) -> int | None:
 def cmd_package(args: argparse.Namespace) -> int:
     import shlex
 
-    from .deploy.package import format_card_scores, package_run
+    from .deploy.package import format_card_scores, package_run, run_leak_check
 
-    card = package_run(args.run, args.name, args.test, data_root=_data_root(args), sigmas=args.sigma,
+    data = _data_root(args)
+    leaks = run_leak_check(args.run, args.test, data_root=data, allow_leaks=args.allow_leaks)
+    card = package_run(args.run, args.name, args.test, data_root=data, sigmas=args.sigma,
                        half=args.half, dest=args.dest, competes_with=args.competes_with, recipe=args.recipe,
-                       force=args.force, command="kdrestore " + shlex.join(args.argv), progress=True)
+                       force=args.force, command="kdrestore " + shlex.join(args.argv), progress=True,
+                       leak_check=leaks)
     print(f"shipped '{args.name}': {card['model']} {card['params']:,} params, {card['dtype']}")
     print(format_card_scores(card))
     return 0
@@ -282,6 +292,34 @@ def cmd_report(args: argparse.Namespace) -> int:
                        images=args.images, crop=args.crop, latency=not args.no_latency, title=args.title)
     print(f"wrote {out} ({out.stat().st_size:,} bytes)")
     return 0
+
+
+def cmd_check_leaks(args: argparse.Namespace) -> int:
+    from .data.leaks import THRESHOLD, find_leaks, image_set, relative
+    from .engine.leakguard import LeakCheck, data_root, format_check, recipe_leak_check
+    from .errors import KdrestoreError
+    from .fsutil import atomic_write_json
+
+    threshold = THRESHOLD if args.threshold is None else args.threshold
+    root = data_root(args.data)
+    if args.recipe:
+        if args.train:
+            raise KdrestoreError("give --recipe or --train, not both")
+        from .config import load_config
+
+        check = recipe_leak_check(load_config(args.recipe, args.set), tests=args.test, root=root, threshold=threshold)
+    else:
+        if not args.train or not args.test:
+            raise KdrestoreError("give --train DIR... and --test DIR..., or --recipe RECIPE.yaml")
+        check = LeakCheck(find_leaks([image_set(d, label=relative(d, root)) for d in args.train],
+                                     [image_set(d, label=relative(d, root)) for d in args.test], threshold), [], root)
+    print(format_check(check, matches=args.matches))
+    if args.json:
+        atomic_write_json(args.json, check.record())
+        print(f"wrote {args.json}")
+    if check.report is not None:
+        print(f"result: {check.report.to_dict()['result']} (threshold {threshold})")
+    return 1 if check.leaked else 0
 
 
 def _parse_kv(text: str) -> tuple[str, object]:

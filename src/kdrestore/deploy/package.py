@@ -69,17 +69,39 @@ def _budget_spent(run: Path) -> dict[str, Any]:
     final = json.loads(path.read_text())
     keys = ("device", "time_budget_s", "time_spent_s", "wall_s_this_session", "samples_per_s", "pipeline")
     return {"final": {k: final[k] for k in keys if k in final}}
+def run_leak_check(run_dir: str | os.PathLike[str], tests: list[str], *, data_root: str | os.PathLike[str],
+                   allow_leaks: bool = False) -> dict[str, Any]:
+    """The leak guard of ``kdrestore package``: the run's training data against its validation data and the
+    test folders (under ``data_root``) it is scored on. Raises on a leak unless ``allow_leaks``; returns the
+    card's ``leak_check`` entry (with the training run's own record, when it has one)."""
+    from ..config import load_config
+    from ..engine.leakguard import leak_guard
+
+    run = Path(run_dir)
+    if not (run / "config.yaml").is_file():
+        raise KdrestoreError(f"{run} is not a run directory: no config.yaml")
+    cfg = load_config(run / "config.yaml")
+    record = leak_guard(cfg, tests=[Path(data_root) / t for t in tests], benchmark=False, root=data_root,
+                        allow_leaks=allow_leaks, what="kdrestore package")
+    try:
+        trained = json.loads((run / "leak_check.json").read_text(encoding="utf-8"))
+        record["at_training"] = {k: trained.get(k) for k in ("result", "override", "earlier_override") if k in trained}
+    except (OSError, ValueError):
+        record["at_training"] = "no record (run trained before the leak guard)"
+    return record
 
 
 def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *, data_root: str | os.PathLike[str],
                 sigmas: list[float] | None = None, half: bool = False, dest: str | os.PathLike[str] | None = None,
                 competes_with: str | None = None, recipe: str | None = None, force: bool = False,
-                command: str | None = None, progress: bool = False) -> dict[str, Any]:
+                command: str | None = None, progress: bool = False,
+                leak_check: dict[str, Any] | None = None) -> dict[str, Any]:
     """Package ``run_dir``'s best checkpoint by validation (its last one when it validated never) as
     ``dest/name`` (default: the package's pretrained folder), with the run's lineage in the card.
 
     ``tests``: folders under ``data_root`` to score on (e.g. ``denoise/Set12``); denoising test sets are
-    scored once per sigma of ``sigmas``. Returns the card that was written.
+    scored once per sigma of ``sigmas``. ``leak_check``: the :func:`run_leak_check` entry for the card.
+    Returns the card that was written.
     """
     run, dest = Path(run_dir), Path(dest) if dest else PRETRAINED_DIR
     cfg, summary = _run_summary(run)
@@ -122,6 +144,7 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
                      "weights_kind": "EMA" if use_ema else "raw", **_budget_spent(run)},
         "lineage": _lineage(run),
         "scores": scores,
+        **({"leak_check": leak_check} if leak_check is not None else {}),
         "command": command,
         "license": "weights: Apache-2.0 (kdrestore); trained on BSD400 / BSDS500 images (research use) "
                    "with teachers from published peer weights named under training.teachers",
