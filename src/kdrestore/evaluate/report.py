@@ -307,5 +307,4 @@ def build_report(items: Sequence[str], output: str | os.PathLike[str], *, data: 
     html = render_html(title, sections, entries, list(bench))
     with atomic_path(output) as tmp:
         tmp.write_text(html, encoding="utf-8")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
     return Path(output)
