@@ -19,6 +19,41 @@ def test_models_lists_the_registry(capsys):
     assert "gcanet" in out and "702,818" in out and "dncnn-s25" not in out
 
 
+def test_models_lists_the_shipped_students_without_slow_imports():
+    """The shipped names come first; listing loads no weights and not scipy.stats (seconds of import)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from kdrestore.cli import main; main(['models']); "
+            "assert 'scipy.stats' not in sys.modules, 'kdrestore models imported scipy.stats'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    shipped, registered = out.split("registered architectures")
+    from kdrestore.deploy.loader import shipped_names
+
+    for name in shipped_names():
+        assert f"\n{name} " in shipped
+    assert "--task dehaze" in shipped and "gcanet" in registered
+
+
+def test_eval_takes_the_shipped_names(tmp_path, capsys):
+    """Every name that works in restore/export/load works in eval, with the card's task as default."""
+    from kdrestore.degrade import add_haze
+
+    layout = tmp_path / "pairs"
+    for name, img in builtin_images("rgb", ["astronaut"]):
+        img = img[:64, :80]
+        write_image(layout / "gt" / f"{name}.png", img)
+        write_image(layout / "hazy" / f"{name}.png", add_haze(img, 0, beta=1.2).degraded)
+    out_json = tmp_path / "r.json"
+    assert main(["eval", "--model", "dehaze-small", "--data", str(layout), "--rule", "same", "--quiet",
+                 "--json", str(out_json)]) == 0
+    result = json.loads(out_json.read_text())
+    assert result["model"] == "dehaze-small" and result["task"] == "dehaze" and result["n_images"] == 1
+    assert "pretrained 'dehaze-small'" in result["weights"]
+    assert main(["eval", "--model", "dehaze-smal", "--data", str(layout), "--quiet"]) == 2
+    assert "Did you mean 'dehaze-small'" in capsys.readouterr().err
+
+
 def test_degrade_then_eval_a_paired_folder(tmp_path, capsys):
     clean = tmp_path / "clean"
     for name, img in builtin_images("rgb", ["astronaut", "coffee"]):
@@ -56,7 +91,8 @@ def test_degrade_then_eval_a_paired_folder(tmp_path, capsys):
 
 def test_eval_errors_are_clear(tmp_path, capsys, no_peers):
     assert main(["eval", "--model", "dncnn-s52", "--task", "denoise", "--data", str(tmp_path)]) == 2
-    assert "did you mean 'dncnn-s50'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "did you mean 'dncnn-s50'" in err.lower() and "dehaze-small" in err  # the shipped names are offered
     assert main(["eval", "--model", "dncnn-s25", "--task", "denoise", "--data", str(tmp_path)]) == 2
     assert "needs weights" in capsys.readouterr().err
 

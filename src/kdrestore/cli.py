@@ -21,11 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("eval", help="score a model on a data set (PSNR/SSIM, params, MACs, ms)")
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, help="shipped pretrained name, run directory, or registry name "
+                   "(peers: their published weights under --peers)")
     p.add_argument("--weights", help="weights file (.pth/.safetensors); default: the peer's published file")
     p.add_argument("--peers", help="folder of published peer weights (default $KDRESTORE_PEERS)")
     p.add_argument("--data", required=True, help="data folder (paired layout, or clean images for denoise)")
-    p.add_argument("--task", required=True, choices=["denoise", "derain", "dehaze"])
+    p.add_argument("--task", choices=["denoise", "derain", "dehaze"], help="default: the model's own task")
     p.add_argument("--sigma", type=float, default=25.0, help="AWGN sigma on the 0-255 scale (denoise)")
     p.add_argument("--metric-space", choices=["rgb", "y"], help="default: the task's published convention")
     p.add_argument("--rule", default="auto", help="pairing rule: auto, same, sots, rain100l, rain100h, regex:P=>T")
