@@ -108,9 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="weights file (.safetensors/.pth) for a registry model")
     p.add_argument("--peers", help="folder of published peer weights (default $KDRESTORE_PEERS)")
     p.add_argument("--task", choices=["denoise", "derain", "dehaze"])
-    p.add_argument("--tile", type=int, help="tile side in pixels (default: from --max-megapixels)")
-    p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
-    p.add_argument("--max-megapixels", type=float, help="pixels per model call before tiling (default 1.05; 0: no limit)")
+    p.add_argument("--max-memory-mb", type=float, help="memory budget of one image's restoration in MB (image buffers "
+                   "and model calls; the Python/torch runtime itself takes ~300 MB more); tiles are cut only when it "
+                   "demands (default: half the available memory, 1-16 GB)")
+    p.add_argument("--tile", type=int, help="force tiles of this side in pixels (default: only when the budget demands)")
+    p.add_argument("--overlap", type=int, default=32, help="least tile overlap in pixels (wider for models with "
+                   "a wide receptive field or global context)")
+    p.add_argument("--max-megapixels", type=float, help="also cap the pixels per model call (default: no cap)")
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     p.add_argument("--onnx", help="ONNX file for --backend onnx (default: export the model on the fly)")
     p.add_argument("--allow-color-conversion", action="store_true",

@@ -212,6 +212,7 @@ def cmd_samples(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    from .deploy.batch import check_outdir, expand_inputs
     from .deploy.restore import load, load_default, restore_files
     from .errors import KdrestoreError
 
@@ -220,26 +221,28 @@ def cmd_restore(args: argparse.Namespace) -> int:
                              "(a shipped name, a run directory, a registry model with --weights, or an .onnx file)")
     if args.onnx and not args.model:
         raise KdrestoreError("--onnx names the exported file of --model; give --model too")
-    kw = dict(tile=args.tile, overlap=args.overlap, max_pixels=_budget(args.max_megapixels), backend=args.backend)
+    files, skipped = expand_inputs(args.input)  # before the model loads: bad inputs are named at once
+    if not files:
+        raise KdrestoreError("nothing to restore: " + "; ".join(f"{n}: {why}" for n, why in skipped))
+    for name, why in skipped:
+        print(f"  skipped {name}: {why}", file=sys.stderr)
+    check_outdir(files, args.output)
+    max_pixels = int(args.max_megapixels * 1e6) if args.max_megapixels else None
+    kw = dict(tile=args.tile, overlap=args.overlap, max_pixels=max_pixels, backend=args.backend,
+              max_memory_mb=args.max_memory_mb)
     if args.model:
         restorer = load(args.model, args.device, weights=args.weights, peers=args.peers, task=args.task,
                         onnx=args.onnx, allow_color_conversion=args.allow_color_conversion, **kw)
     else:
         restorer = load_default(args.task, args.device, **kw)
-    print(f"model: {restorer.source} ({restorer.backend})")
-    summary = restore_files(restorer, args.input, args.output, progress=not args.quiet)
-    print(f"wrote {len(summary.written)} image(s) to {args.output}")
+    print(f"model: {restorer.source} ({restorer.backend}); memory budget {restorer.max_memory_mb:.0f} MB")
+    summary = restore_files(restorer, skipped, args.output, progress=not args.quiet, files=files)
+    for note in summary.notes:
+        print(f"note: {note}")
     for name, err in summary.failed:
         print(f"  failed {name}: {err}", file=sys.stderr)
-    return 1 if summary.failed else 0
-
-
-def _budget(megapixels: float | None) -> int | None:
-    from .deploy.restore import DEFAULT_MAX_PIXELS
-
-    if megapixels is None:
-        return DEFAULT_MAX_PIXELS
-    return int(megapixels * 1e6) if megapixels > 0 else None
+    print(summary.line(args.output))
+    return 0 if summary.written else 1
 
 
 def cmd_package(args: argparse.Namespace) -> int:
