@@ -53,7 +53,7 @@ class ModelContext:
         """Border padding: the radius (at most :data:`MAX_MARGIN`), rounded up to ``multiple``."""
         if self.radius <= 0:
             return 0
-        m = min(self.radius + 1, MAX_MARGIN)
+        m = MAX_MARGIN if self.radius >= self.probe // 2 - 1 else min(self.radius + 1, MAX_MARGIN)
         return int(math.ceil(m / multiple) * multiple)
 
     def overlap(self, requested: int, tile: int) -> int:

@@ -111,12 +111,13 @@ class Restorer:
         if self.tile is not None:
             tile, reason = int(self.tile), f"--tile {self.tile}"
         else:
-            floor = max(4 * margin, 64)
+            floor = max(2 * margin, 64)
             if pixels < (floor + 2 * margin) ** 2:
+                least = (image_bytes_per_pixel(self.channels, self.channels) * h * w
+                         + (floor + 2 * margin) ** 2 * ctx.bytes_per_pixel) / 2**20
                 raise KdrestoreError(
                     f"a memory budget of {self.max_memory_mb:.0f} MB is too small for a {w}x{h} image with "
-                    f"{self.name or 'this model'}: the image's own buffers take "
-                    f"{image_bytes_per_pixel(self.channels, self.channels) * h * w / 2**20:.0f} MB; raise it")
+                    f"{self.name or 'this model'}: it needs at least {least:.0f} MB (--max-memory-mb)")
             tile = tile_for_budget(pixels, 0, m, margin)
             reason = (f"memory budget {self.max_memory_mb:.0f} MB" if self.max_pixels is None or pixels < self.max_pixels
                       else f"at most {self.max_pixels:,} pixels per call")
@@ -131,7 +132,7 @@ class Restorer:
         """``B x C x H x W`` [0, 1] batch (C = the model's channels) -> restored batch, unclipped."""
         plan = self.last_plan = self.plan(*x.shape[-2:])
         return restore_tiled(self._fn, x.to(self.device, torch.float32), plan.tile, plan.overlap, plan.pixels,
-                             multiple=self.multiple, margin=plan.margin)
+                             multiple=self.multiple, margin=plan.margin, wide=plan.wide)
 
     def restore_float(self, img: np.ndarray) -> np.ndarray:
         """``H x W x C`` float image (C = 1 or 3, no alpha) -> restored float32, clipped to [0, 1]."""

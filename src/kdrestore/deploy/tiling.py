@@ -43,10 +43,11 @@ def tile_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list
     return starts + [last]
 
 
-def _ramp(size: int, overlap: int, rise_at_start: bool, rise_at_end: bool) -> Tensor:
-    """1-D blending weights of one tile: 0 / raised cosine / 1 at each interior edge."""
+def _ramp(size: int, overlap: int, rise_at_start: bool, rise_at_end: bool, wide: bool = False) -> Tensor:
+    """1-D blending weights of one tile: 0 / raised cosine / 1 at each interior edge (``wide``: the
+    raised cosine spans the whole overlap, for models whose tiles differ in tone anyway)."""
     w = torch.ones(size, dtype=torch.float32)
-    zero = overlap // 4
+    zero = 0 if wide else overlap // 4
     rise = max(1, overlap - 2 * zero)
     t = (torch.arange(rise, dtype=torch.float32) + 0.5) / rise
     up = torch.cat([torch.zeros(zero), 0.5 - 0.5 * torch.cos(math.pi * t)])[:size]
@@ -94,7 +95,7 @@ def _run_padded(model: Model, tiles: list[Tensor], pads: tuple[int, int, int, in
 @torch.no_grad()
 def restore_tiled(model: Model, image: Tensor, tile: int | None = None, overlap: int = 32,
                   max_pixels: int | None = None, *, multiple: int | None = None,
-                  batch_size: int | None = None, margin: int = 0) -> Tensor:
+                  batch_size: int | None = None, margin: int = 0, wide: bool = False) -> Tensor:
     """Run ``model`` on ``image`` (``B x C x H x W``) tile by tile; returns the blended output.
 
     ``tile``: tile side in pixels; None picks the largest square within ``max_pixels`` (pixels per
@@ -103,6 +104,8 @@ def restore_tiled(model: Model, image: Tensor, tile: int | None = None, overlap:
     one, else 1). ``margin``: the image is mirrored by this many pixels at its borders before the
     model sees it (in each tile that touches a border), so a model whose convolutions pad with
     zeros restores border pixels as it does interior ones; round it to ``multiple``.
+    ``wide``: blend over the whole overlap (models with global context: tiles never agree exactly,
+    so the tone change is spread as far as possible) instead of cutting the outer quarter.
     ``batch_size``: tiles of equal shape per model call (default: as many as the budget allows,
     at most 8; 1 without a budget). The output keeps the input's shape (its channels may differ).
     """
@@ -111,7 +114,8 @@ def restore_tiled(model: Model, image: Tensor, tile: int | None = None, overlap:
     m = int(multiple or getattr(model, "multiple", 1) or 1)
     if image.shape[0] != 1:
         return torch.cat([restore_tiled(model, image[i:i + 1], tile, overlap, max_pixels, multiple=m,
-                                        batch_size=batch_size, margin=margin) for i in range(image.shape[0])])
+                                        batch_size=batch_size, margin=margin, wide=wide)
+                          for i in range(image.shape[0])])
     h, w = image.shape[-2:]
     budget = None if max_pixels is None else max(1, int(max_pixels))
     if budget is not None and tile is None and (h + 2 * margin) * (w + 2 * margin) > budget:
@@ -137,8 +141,8 @@ def restore_tiled(model: Model, image: Tensor, tile: int | None = None, overlap:
             if out is None:
                 out = torch.zeros(1, result.shape[1], h, w, dtype=torch.float32, device=image.device)
             for (y, x, th, tw), r in zip(chunk, result):
-                win = (_ramp(th, overlap, y > 0, y + th < h)[:, None]
-                       * _ramp(tw, overlap, x > 0, x + tw < w)[None, :]).to(image.device)
+                win = (_ramp(th, overlap, y > 0, y + th < h, wide)[:, None]
+                       * _ramp(tw, overlap, x > 0, x + tw < w, wide)[None, :]).to(image.device)
                 out[0, :, y:y + th, x:x + tw] += r * win
                 weight[0, 0, y:y + th, x:x + tw] += win
             del result
