@@ -100,12 +100,28 @@ def test_eval_errors_are_clear(tmp_path, capsys, no_peers):
 def test_demo_runs_on_builtin_data(tmp_path, capsys, no_peers):
     assert main(["demo", "-o", str(tmp_path), "--quiet"]) == 0
     rows = json.loads((tmp_path / "demo.json").read_text())
-    from kdrestore.deploy.loader import DEFAULT_MODELS, shipped_names
+    from kdrestore.deploy.loader import DEFAULT_COLOR_MODELS, DEFAULT_MODELS, shipped_names
 
-    shipped = {name for name in DEFAULT_MODELS.values() if name in shipped_names()}
+    defaults = [*DEFAULT_MODELS.values(), *DEFAULT_COLOR_MODELS.values()]
+    shipped = {name for name in defaults if name in shipped_names()}
     assert {r["model"] for r in rows} == {"nlm-denoise", "dcp"} | shipped
     assert all(r["psnr"] > r["input_psnr"] for r in rows)
-    for task in ("denoise", "derain", "dehaze"):  # the degraded inputs, for `kdrestore restore`
+    if "denoise-color" in shipped:  # the colour denoiser has its own row, on colour images
+        row = next(r for r in rows if r["model"] == "denoise-color")
+        assert row["task"] == "denoise-rgb"
+    for task in ("denoise", "denoise-rgb", "derain", "dehaze"):  # the degraded inputs, for `kdrestore restore`
         assert len(list((tmp_path / "inputs" / task).glob("*.png"))) >= 1
     assert (tmp_path / "demo.png").stat().st_size > 10_000
-    assert "PSNR" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "PSNR" in out and "PSNR of the whole first test image" in out
+    assert all(abs(r["first_image_psnr"] - r["psnr"]) < 10 for r in rows)
+
+
+def test_demo_table_columns_line_up_for_long_names():
+    from kdrestore.demo import format_demo_table
+
+    rows = [{"task": t, "model": m, "images": 5, "input_psnr": 20.5, "psnr": 29.25, "ssim": 0.8, "ms_per_image": 12.0}
+            for t, m in (("denoise", "denoise-gray-blind-with-a-long-name"), ("dehaze", "dcp"))]
+    lines = format_demo_table(rows).splitlines()
+    assert len({len(line) for line in lines}) == 1  # every line as wide as the header
+    assert len({line.index("29.25") for line in lines[2:]}) == 1

@@ -33,7 +33,10 @@ class RestoreSummary:
 
     def line(self, outdir: str | os.PathLike[str]) -> str:
         """The one-line summary: written, skipped, failed, time."""
-        rate = f", {len(self.written) / self.seconds:.2f} img/s" if self.seconds > 0 and self.written else ""
+        rate = ""
+        if self.seconds > 0 and self.written:
+            per_s = len(self.written) / self.seconds
+            rate = f", {per_s:.2f} img/s" if per_s >= 0.1 else f", {self.seconds / len(self.written):.1f} s/img"
         parts = [f"wrote {len(self.written)} image(s) to {outdir} in {self.seconds:.1f} s{rate}"]
         if self.skipped:
             parts.append(f"skipped {len(self.skipped)} input(s)")

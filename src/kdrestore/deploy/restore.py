@@ -62,6 +62,7 @@ class Restorer:
             raise KdrestoreError(f"the memory budget must be positive, got {max_memory_mb} MB")
         self.max_memory_mb = float(max_memory_mb) if max_memory_mb else default_memory_mb()
         self._context: ModelContext | None = None
+        self.card_name = ""  # the shipped name (e.g. "denoise-gray-blind") when loaded by it
         self.last_plan: TilePlan | None = None
         self.allow_color_conversion = allow_color_conversion
         self.color: Restorer | None = None  # restores the RGB images of a gray model, if set
@@ -87,8 +88,13 @@ class Restorer:
         self.channels, self.multiple, self._fn = runner.channels, runner.multiple, runner
 
     def __repr__(self) -> str:
-        return (f"Restorer({self.name or 'model'}, task={self.task}, channels={self.channels}, "
-                f"backend={self.backend}, device={self.device}, tile={self.tile}, overlap={self.overlap})")
+        colour = f", colour images: {self.color!r}" if self.color is not None else ""
+        label = self.name or "model"
+        if self.card_name and self.card_name != self.name:
+            label = f"{self.card_name} ({label})"
+        return (f"Restorer({label}, task={self.task}, channels={self.channels}, "
+                f"backend={self.backend}, device={self.device}, max_memory_mb={self.max_memory_mb:.0f}, "
+                f"tile={self.tile}, overlap={self.overlap}{colour})")
 
     @property
     def context(self) -> ModelContext:
@@ -243,8 +249,10 @@ def load(name_or_path: str | os.PathLike[str], device: str = "cpu", *,
         return Restorer(None, backend="onnx", onnx_path=text, name=Path(text).stem, source=text, **kw)  # type: ignore[arg-type]
     spec = resolve(name_or_path, weights, peers, device if backend == "torch" else "cpu", random_init=random_init)
     kw["task"] = task or spec.task
-    return Restorer(spec.model, channels=spec.channels, backend=backend, onnx_path=onnx, name=spec.name,
-                    source=spec.source, **kw)  # type: ignore[arg-type]
+    restorer = Restorer(spec.model, channels=spec.channels, backend=backend, onnx_path=onnx, name=spec.name,
+                        source=spec.source, **kw)  # type: ignore[arg-type]
+    restorer.card_name = text if spec.card else ""
+    return restorer
 
 
 def load_default(task: str, device: str = "cpu", **kw: Any) -> Restorer:
