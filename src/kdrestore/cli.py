@@ -151,7 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("report", help="HTML report of runs: crop grids input/teacher/student/truth, PSNR plots")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories or shipped model names")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories or shipped model names")
+    p.add_argument("--photos", action="append", default=[], metavar="TASK=DIR",
+                   help="a gallery of real degraded photos without ground truth (e.g. dehaze=my-hazy-photos/): "
+                        "input, every shipped student of TASK, its teacher (with --peers)")
+    p.add_argument("--photo-limit", type=int, default=6, help="photos per gallery (default 6)")
     p.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default report.html)")
     p.add_argument("--data", action="append", default=[], metavar="[TASK=]DIR",
                    help="test images (a task's test folder); TASK=DIR for one task; default: each run's data.val")

@@ -310,9 +310,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    photos = {}
+    for item in args.photos:
+        task, sep, folder = item.partition("=")
+        if not sep or task not in ("denoise", "derain", "dehaze"):
+            raise SystemExit(f"kdrestore report: --photos takes TASK=DIR with TASK denoise, derain or dehaze, got {item!r}")
+        photos[task] = folder
     out = build_report(args.runs, args.output, data=data, bench=args.bench,
                        peers=args.peers or os.environ.get("KDRESTORE_PEERS"), sigma=args.sigma,
-                       images=args.images, crop=args.crop, latency=not args.no_latency, title=args.title)
+                       images=args.images, crop=args.crop, latency=not args.no_latency, title=args.title,
+                       photos=photos, photo_limit=args.photo_limit)
     print(f"wrote {out} ({out.stat().st_size:,} bytes)")
     return 0
 
