@@ -23,11 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("eval", help="score a model on a data set (PSNR/SSIM, params, MACs, ms)")
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, help="shipped pretrained name, run directory, or registry name "
+                   "(peers: their published weights under --peers)")
     p.add_argument("--weights", help="weights file (.pth/.safetensors); default: the peer's published file")
     p.add_argument("--peers", help="folder of published peer weights (default $KDRESTORE_PEERS)")
     p.add_argument("--data", required=True, help="data folder (paired layout, or clean images for denoise)")
-    p.add_argument("--task", required=True, choices=["denoise", "derain", "dehaze"])
+    p.add_argument("--task", choices=["denoise", "derain", "dehaze"], help="default: the model's own task")
     p.add_argument("--sigma", type=float, default=25.0, help="AWGN sigma on the 0-255 scale (denoise)")
     p.add_argument("--metric-space", choices=["rgb", "y"], help="default: the task's published convention")
     p.add_argument("--rule", default="auto", help="pairing rule: auto, same, sots, rain100l, rain100h, regex:P=>T")
@@ -116,9 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="weights file (.safetensors/.pth) for a registry model")
     p.add_argument("--peers", help="folder of published peer weights (default $KDRESTORE_PEERS)")
     p.add_argument("--task", choices=["denoise", "derain", "dehaze"])
-    p.add_argument("--tile", type=int, help="tile side in pixels (default: from --max-megapixels)")
-    p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
-    p.add_argument("--max-megapixels", type=float, help="pixels per model call before tiling (default 1.05; 0: no limit)")
+    p.add_argument("--max-memory-mb", type=float, help="memory budget of one image's restoration in MB (image buffers "
+                   "and model calls; the Python/torch runtime itself takes ~300 MB more); tiles are cut only when it "
+                   "demands (default: half the available memory, 1-16 GB)")
+    p.add_argument("--tile", type=int, help="force tiles of this side in pixels (default: only when the budget demands)")
+    p.add_argument("--overlap", type=int, default=32, help="least tile overlap in pixels (wider for models with "
+                   "a wide receptive field or global context)")
+    p.add_argument("--max-megapixels", type=float, help="also cap the pixels per model call (default: no cap)")
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     p.add_argument("--onnx", help="ONNX file for --backend onnx (default: export the model on the fly)")
     p.add_argument("--allow-color-conversion", action="store_true",
@@ -170,7 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("report", help="HTML report of runs: crop grids input/teacher/student/truth, PSNR plots")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories or shipped model names")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories or shipped model names")
+    p.add_argument("--photos", action="append", default=[], metavar="TASK=DIR",
+                   help="a gallery of real degraded photos without ground truth (e.g. dehaze=my-hazy-photos/): "
+                        "input, every shipped student of TASK, its teacher (with --peers)")
+    p.add_argument("--photo-limit", type=int, default=6, help="photos per gallery (default 6)")
     p.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default report.html)")
     p.add_argument("--data", action="append", default=[], metavar="[TASK=]DIR",
                    help="test images (a task's test folder); TASK=DIR for one task; default: each run's data.val")

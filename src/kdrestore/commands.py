@@ -7,31 +7,68 @@ from pathlib import Path
 from typing import Sequence
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .models.registry import build_model, list_models
-    from .evaluate.profile import count_params
+    import torch
 
+    from .deploy.loader import DEFAULT_COLOR_MODELS, DEFAULT_MODELS, read_card, shipped_names, PRETRAINED_DIR
+    from .evaluate.profile import count_params
+    from .models.registry import build_model, list_models
+
+    defaults = {n: t for t, n in DEFAULT_MODELS.items()} | {n: f"{t} (colour)" for t, n in DEFAULT_COLOR_MODELS.items()}
+    shipped = []
+    for name in shipped_names():
+        card = read_card(PRETRAINED_DIR / name)
+        if args.task and card["task"] != args.task:
+            continue
+        score = next(iter(card.get("scores") or []), {})
+        text = (f"{score.get('data')}" + (f" sigma {score['sigma']:g}" if score.get("sigma") else "")
+                + f": PSNR {score['psnr']:.2f} dB" if "psnr" in score else "")
+        shipped.append((name, card["task"], card["model"], "gray" if int(card["channels"]) == 1 else "RGB",
+                        f"{card['params']:,}" if isinstance(card.get("params"), int) else "?",
+                        f"--task {defaults[name]}" if name in defaults else "", text))
+    print("shipped pretrained students (kdrestore restore/eval/export --model NAME, kdrestore.load(NAME)):")
+    _print_table(("name", "task", "architecture", "channels", "params", "default for", "score (model card)"), shipped)
     rows = []
     for entry in list_models():
         if args.task and entry.meta.get("task") not in (args.task, "any"):
             continue
-        params = count_params(build_model(entry.name))
+        with torch.device("meta"):  # shapes only: no memory, no initialisation
+            params = count_params(build_model(entry.name))
         pub = entry.meta.get("published", {})
         text = str(pub.get("text", ""))
         rows.append((entry.name, entry.meta.get("family", ""), entry.meta.get("task", ""),
                      f"{params:,}", text if len(text) <= 70 else text[:67] + "..."))
+    print("\nregistered architectures (--model NAME with --weights FILE; peers with --peers DIR):")
     _print_table(("model", "family", "task", "params", "published"), rows)
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate.api import evaluate_named
+    from .deploy.loader import resolve, shipped_names, unknown_name_error
+    from .errors import KdrestoreError
+    from .evaluate.api import evaluate_model, evaluate_named
     from .fsutil import atomic_write_json
+    from .models.registry import MODELS, model_entry
 
-    result = evaluate_named(
-        args.model, args.data, args.task, weights=args.weights, peers=args.peers, sigma=args.sigma,
-        space=args.metric_space, limit=args.limit, seed=args.seed, rule=args.rule,
-        device=args.device, progress=not args.quiet,
-    )
+    common = dict(sigma=args.sigma, space=args.metric_space, limit=args.limit, seed=args.seed, rule=args.rule,
+                  progress=not args.quiet)
+    if not Path(args.data).is_dir():
+        raise KdrestoreError(f"--data {args.data}: no such folder")
+    if args.model in shipped_names() or Path(args.model).is_dir():  # a shipped student or a run directory
+        spec = resolve(args.model, args.weights, args.peers, args.device)
+        task = args.task or spec.task
+        if not task:
+            raise KdrestoreError(f"{args.model} does not say its task: give --task")
+        result = evaluate_model(spec.model, spec.channels, args.data, task, name=args.model, **common)
+        result.extra["weights"] = spec.source
+    else:
+        model_entry("dcp")  # loads the registry
+        if args.model not in MODELS:
+            raise unknown_name_error(args.model)
+        task = args.task or model_entry(args.model).meta.get("task")
+        if task not in ("denoise", "derain", "dehaze"):
+            raise KdrestoreError(f"model '{args.model}' serves any task: give --task")
+        result = evaluate_named(args.model, args.data, task, weights=args.weights, peers=args.peers,
+                                device=args.device, **common)
     _print_table(
         ("model", "task", "images", "PSNR", "SSIM", "input PSNR", "params", "GMACs", "ms/img"),
         [(result.model, result.task, str(len(result.images)), f"{result.psnr:.3f}", f"{result.ssim:.4f}",
@@ -189,6 +226,7 @@ def cmd_samples(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    from .deploy.batch import check_outdir, expand_inputs
     from .deploy.restore import load, load_default, restore_files
     from .errors import KdrestoreError
 
@@ -197,26 +235,28 @@ def cmd_restore(args: argparse.Namespace) -> int:
                              "(a shipped name, a run directory, a registry model with --weights, or an .onnx file)")
     if args.onnx and not args.model:
         raise KdrestoreError("--onnx names the exported file of --model; give --model too")
-    kw = dict(tile=args.tile, overlap=args.overlap, max_pixels=_budget(args.max_megapixels), backend=args.backend)
+    files, skipped = expand_inputs(args.input)  # before the model loads: bad inputs are named at once
+    if not files:
+        raise KdrestoreError("nothing to restore: " + "; ".join(f"{n}: {why}" for n, why in skipped))
+    for name, why in skipped:
+        print(f"  skipped {name}: {why}", file=sys.stderr)
+    check_outdir(files, args.output)
+    max_pixels = int(args.max_megapixels * 1e6) if args.max_megapixels else None
+    kw = dict(tile=args.tile, overlap=args.overlap, max_pixels=max_pixels, backend=args.backend,
+              max_memory_mb=args.max_memory_mb)
     if args.model:
         restorer = load(args.model, args.device, weights=args.weights, peers=args.peers, task=args.task,
                         onnx=args.onnx, allow_color_conversion=args.allow_color_conversion, **kw)
     else:
         restorer = load_default(args.task, args.device, **kw)
-    print(f"model: {restorer.source} ({restorer.backend})")
-    summary = restore_files(restorer, args.input, args.output, progress=not args.quiet)
-    print(f"wrote {len(summary.written)} image(s) to {args.output}")
+    print(f"model: {restorer.source} ({restorer.backend}); memory budget {restorer.max_memory_mb:.0f} MB")
+    summary = restore_files(restorer, skipped, args.output, progress=not args.quiet, files=files)
+    for note in summary.notes:
+        print(f"note: {note}")
     for name, err in summary.failed:
         print(f"  failed {name}: {err}", file=sys.stderr)
-    return 1 if summary.failed else 0
-
-
-def _budget(megapixels: float | None) -> int | None:
-    from .deploy.restore import DEFAULT_MAX_PIXELS
-
-    if megapixels is None:
-        return DEFAULT_MAX_PIXELS
-    return int(megapixels * 1e6) if megapixels > 0 else None
+    print(summary.line(args.output))
+    return 0 if summary.written else 1
 
 
 def cmd_package(args: argparse.Namespace) -> int:
@@ -287,9 +327,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    photos = {}
+    for item in args.photos:
+        task, sep, folder = item.partition("=")
+        if not sep or task not in ("denoise", "derain", "dehaze"):
+            raise SystemExit(f"kdrestore report: --photos takes TASK=DIR with TASK denoise, derain or dehaze, got {item!r}")
+        photos[task] = folder
     out = build_report(args.runs, args.output, data=data, bench=args.bench,
                        peers=args.peers or os.environ.get("KDRESTORE_PEERS"), sigma=args.sigma,
-                       images=args.images, crop=args.crop, latency=not args.no_latency, title=args.title)
+                       images=args.images, crop=args.crop, latency=not args.no_latency, title=args.title,
+                       photos=photos, photo_limit=args.photo_limit)
     print(f"wrote {out} ({out.stat().st_size:,} bytes)")
     return 0
 

@@ -103,7 +103,7 @@ def test_globs_order_and_name_clashes(tmp_path):
     summary = restore_files(Restorer(Brighten(), channels=3), [str(tmp_path / "in" / "*.png"),
                             tmp_path / "in" / "2.jpg", tmp_path / "missing.png"], tmp_path / "out", progress=False)
     assert [p.name for p in summary.written] == ["2_png.png", "10.png", "2_jpg.png"]
-    assert summary.failed == [(str(tmp_path / "missing.png"), "no such file or folder")]
+    assert summary.skipped == [(str(tmp_path / "missing.png"), "no such file or folder")] and not summary.failed
     assert output_names([tmp_path / "a/x.png", tmp_path / "b/x.png"]) == ["x_png.png", "x_png_2.png"]
 
 
@@ -184,3 +184,45 @@ def test_task_default_sends_colour_images_to_the_colour_student(monkeypatch, tmp
 def test_import_kdrestore_stays_light():
     code = "import sys, kdrestore; assert 'torch' not in sys.modules, 'import kdrestore loaded torch'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_default_denoiser_shows_both_students():
+    """print(load_default('denoise')) names the colour student that colour images go to, by shipped name."""
+    from kdrestore.deploy.loader import DEFAULT_COLOR_MODELS, DEFAULT_MODELS
+
+    if DEFAULT_COLOR_MODELS["denoise"] not in loader.shipped_names():
+        pytest.skip("no colour denoiser shipped")
+    text = repr(load_default("denoise"))
+    assert DEFAULT_MODELS["denoise"] in text and f"colour images: Restorer({DEFAULT_COLOR_MODELS['denoise']}" in text
+
+
+def test_restore_command_reports_and_goes_on_past_bad_files(tmp_path, capsys):
+    """Bad inputs are named before the model loads; a batch goes on past a bad file, says how many failed,
+    names the JPEG -> PNG change, and exits non-zero only when nothing could be done."""
+    write_image(tmp_path / "in" / "a.png", np.random.default_rng(0).random((20, 24, 3)))
+    write_image(tmp_path / "in" / "b.jpg", np.random.default_rng(1).random((20, 24, 3)))
+    (tmp_path / "in" / "bad.png").write_bytes(b"not a png")
+    code = main(["restore", str(tmp_path / "in"), str(tmp_path / "missing.png"), "-o", str(tmp_path / "out"),
+                 "--task", "dehaze", "--quiet"])
+    cap = capsys.readouterr()
+    assert code == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    assert "JPG input(s) are written as PNG" in cap.out
+    assert "wrote 2 image(s)" in cap.out and "skipped 1 input(s); 1 failed" in cap.out
+    assert "bad.png" in cap.err and "missing.png: no such file or folder" in cap.err
+    code = main(["restore", str(tmp_path / "missing.png"), "-o", str(tmp_path / "out2"), "--task", "dehaze"])
+    cap = capsys.readouterr()
+    assert code == 2 and "nothing to restore: " in cap.err and "missing.png" in cap.err
+    assert "model:" not in cap.out and "wrote" not in cap.out  # no model loaded, no "wrote 0 image(s)"
+    assert main(["restore", str(tmp_path / "in" / "bad.png"), "-o", str(tmp_path / "out3"), "--task", "dehaze",
+                 "--quiet"]) == 1  # nothing could be done
+
+
+def test_a_memory_budget_too_small_is_a_clear_error_and_tiles_otherwise(tmp_path):
+    r = Restorer(nn.Conv2d(3, 3, 3, padding=1), channels=3, max_memory_mb=1)
+    with pytest.raises(KdrestoreError, match="memory budget of 1 MB is too small for a 600x400 image"):
+        r.restore_float(np.zeros((400, 600, 3), np.float32))
+    r.max_memory_mb = 30
+    r.restore_float(np.zeros((400, 600, 3), np.float32))
+    assert r.last_plan.tiles > 1 and "memory budget 30 MB" in r.last_plan.describe()
+    with pytest.raises(KdrestoreError, match="positive"):
+        Restorer(identity(), channels=3, max_memory_mb=-5)

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from .. import __version__
 from ..errors import KdrestoreError
-from ..fsutil import atomic_path
+from ..fsutil import atomic_path, current_umask
 
 INPUT, OUTPUT = "input", "output"
 PathLike = str | os.PathLike
@@ -76,7 +76,6 @@ def export_onnx(model: nn.Module, path: PathLike, channels: int, opset: int = 17
         onnx.helper.set_model_props(proto, {f"kdrestore.{k}": str(v) for k, v in meta.items()})
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
     return Path(path)
 
 
@@ -235,7 +234,7 @@ def quantize_int8(onnx_in: PathLike, onnx_out: PathLike, calibration_images: Ite
             OnnxModel(tmp)(torch.from_numpy(data[0]))
         finally:
             logging.disable(logging.NOTSET)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o666 & ~current_umask())  # as a file created by open()
         os.replace(tmp, dest)
     return QuantResult(dest, mode, note, Path(onnx_in).stat().st_size, dest.stat().st_size)
 

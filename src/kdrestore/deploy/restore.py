@@ -4,15 +4,16 @@
 >>> r = kdrestore.load("runs/dehaze-small")          # doctest: +SKIP
 >>> clean = r.restore(hazy_uint8)                    # doctest: +SKIP  (uint8 in -> uint8 out)
 >>> r.restore_files(["photos/"], "restored/")        # doctest: +SKIP
+
+``__all__`` re-exports the batch helpers of :mod:`.batch` (``restore_files``, ``expand_inputs``, ...).
 """
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import tempfile
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -20,18 +21,26 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..data.imageio import IMAGE_EXTENSIONS, list_images, natural_key, read_image_full, write_image
 from ..errors import KdrestoreError
+from .batch import RestoreSummary, expand_inputs, output_names, read_source, restore_files
+from .context import ModelContext, image_bytes_per_pixel, probe_context
 from .loader import resolve
-from .tiling import restore_tiled
+from .tiling import plan_tiles, restore_tiled, tile_for_budget
 
-DEFAULT_MAX_PIXELS = 1 << 20  # pixels per model call before tiling (about 1 megapixel)
+DEFAULT_MAX_PIXELS = None  # no pixel cap per model call by default: the memory budget decides
+__all__ = ["Restorer", "TilePlan", "RestoreSummary", "default_memory_mb", "expand_inputs", "load", "load_default",
+           "output_names", "read_source", "restore_files"]
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601
 _SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
 class Restorer:
     """A model ready to restore images: weights, task, device, tiling and backend (torch or onnx).
+
+    Every image is mirrored at its borders by the model's receptive-field radius before the model sees
+    it (:mod:`.context`), and cut into overlapping tiles only when ``max_memory_mb`` (default:
+    :func:`default_memory_mb`), ``max_pixels`` (pixels per model call) or ``tile`` demand it; the
+    plan of the last image is in ``last_plan``.
 
     Gray (1-channel) models refuse RGB images unless ``allow_color_conversion``, which restores the
     BT.601 luminance and keeps the chroma (``rgb + (Y_restored - Y)``), or hand them to ``color``, a
@@ -43,12 +52,18 @@ class Restorer:
                  device: str = "cpu", tile: int | None = None, overlap: int = 32,
                  max_pixels: int | None = DEFAULT_MAX_PIXELS, backend: str = "torch",
                  onnx_path: str | os.PathLike[str] | None = None, allow_color_conversion: bool = False,
-                 name: str = "", source: str = "") -> None:
+                 name: str = "", source: str = "", max_memory_mb: float | None = None) -> None:
         if backend not in ("torch", "onnx"):
             raise KdrestoreError(f"backend must be 'torch' or 'onnx', got {backend!r}")
         self.model, self.task, self.backend, self.name, self.source = model, task, backend, name, source
         self.device = torch.device(device if backend == "torch" else "cpu")
         self.tile, self.overlap, self.max_pixels = tile, overlap, max_pixels
+        if max_memory_mb is not None and max_memory_mb <= 0:
+            raise KdrestoreError(f"the memory budget must be positive, got {max_memory_mb} MB")
+        self.max_memory_mb = float(max_memory_mb) if max_memory_mb else default_memory_mb()
+        self._context: ModelContext | None = None
+        self.card_name = ""  # the shipped name (e.g. "denoise-gray-blind") when loaded by it
+        self.last_plan: TilePlan | None = None
         self.allow_color_conversion = allow_color_conversion
         self.color: Restorer | None = None  # restores the RGB images of a gray model, if set
         if backend == "torch":
@@ -73,14 +88,57 @@ class Restorer:
         self.channels, self.multiple, self._fn = runner.channels, runner.multiple, runner
 
     def __repr__(self) -> str:
-        return (f"Restorer({self.name or 'model'}, task={self.task}, channels={self.channels}, "
-                f"backend={self.backend}, device={self.device}, tile={self.tile}, overlap={self.overlap})")
+        colour = f", colour images: {self.color!r}" if self.color is not None else ""
+        label = self.name or "model"
+        if self.card_name and self.card_name != self.name:
+            label = f"{self.card_name} ({label})"
+        return (f"Restorer({label}, task={self.task}, channels={self.channels}, "
+                f"backend={self.backend}, device={self.device}, max_memory_mb={self.max_memory_mb:.0f}, "
+                f"tile={self.tile}, overlap={self.overlap}{colour})")
+
+    @property
+    def context(self) -> ModelContext:
+        """Receptive field, global context and memory per pixel of the model (measured once)."""
+        if self._context is None:
+            self._context = probe_context(self._fn, self.channels, self.multiple, device=self.device)
+        return self._context
+
+    def plan(self, h: int, w: int) -> TilePlan:
+        """How an ``h x w`` image is restored: border margin, tiles and why."""
+        ctx, m = self.context, self.multiple
+        margin = ctx.margin(m)
+        budget = self.max_memory_mb * 2**20 - image_bytes_per_pixel(self.channels, self.channels) * h * w
+        pixels = int(budget / ctx.bytes_per_pixel) if budget > 0 else 0
+        if self.max_pixels is not None:
+            pixels = min(pixels, int(self.max_pixels))
+        need = (h + 2 * margin) * (w + 2 * margin)
+        if self.tile is None and pixels >= need:
+            return TilePlan(None, self.overlap, margin, 1, need, "")
+        if self.tile is not None:
+            tile, reason = int(self.tile), f"--tile {self.tile}"
+        else:
+            floor = max(2 * margin, 64)
+            if pixels < (floor + 2 * margin) ** 2:
+                least = (image_bytes_per_pixel(self.channels, self.channels) * h * w
+                         + (floor + 2 * margin) ** 2 * ctx.bytes_per_pixel) / 2**20
+                raise KdrestoreError(
+                    f"a memory budget of {self.max_memory_mb:.0f} MB is too small for a {w}x{h} image with "
+                    f"{self.name or 'this model'}: it needs at least {least:.0f} MB (--max-memory-mb)")
+            tile = tile_for_budget(pixels, 0, m, margin)
+            reason = (f"memory budget {self.max_memory_mb:.0f} MB" if self.max_pixels is None or pixels < self.max_pixels
+                      else f"at most {self.max_pixels:,} pixels per call")
+        overlap = min(ctx.overlap(self.overlap, tile), max(0, tile - m))
+        n = len(plan_tiles(h, w, tile, overlap, None, m))
+        if n == 1:
+            return TilePlan(None, self.overlap, margin, 1, need, "")
+        return TilePlan(tile, overlap, margin, n, max(pixels, 1), reason, ctx.wide)
 
     @torch.no_grad()
     def restore_tensor(self, x: Tensor) -> Tensor:
         """``B x C x H x W`` [0, 1] batch (C = the model's channels) -> restored batch, unclipped."""
-        return restore_tiled(self._fn, x.to(self.device, torch.float32), self.tile, self.overlap,
-                             self.max_pixels, multiple=self.multiple)
+        plan = self.last_plan = self.plan(*x.shape[-2:])
+        return restore_tiled(self._fn, x.to(self.device, torch.float32), plan.tile, plan.overlap, plan.pixels,
+                             multiple=self.multiple, margin=plan.margin, wide=plan.wide)
 
     def restore_float(self, img: np.ndarray) -> np.ndarray:
         """``H x W x C`` float image (C = 1 or 3, no alpha) -> restored float32, clipped to [0, 1]."""
@@ -136,84 +194,37 @@ class Restorer:
         return restore_files(self, inputs, outdir, progress=progress)
 
 
-@dataclass
-class RestoreSummary:
-    written: list[Path] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (input, reason)
+
+def default_memory_mb() -> float:
+    """Half the memory available now (``/proc/meminfo``), between 1 and 16 GB; 4 GB where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return float(min(16384.0, max(1024.0, int(line.split()[1]) / 1024 / 2)))
+    except (OSError, ValueError, IndexError):
+        pass
+    return 4096.0
 
 
-def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files, folders (their images, natural order) and globs -> image files, plus unmatched inputs."""
-    files: list[Path] = []
-    missing: list[tuple[str, str]] = []
-    for item in inputs:
-        text, path = os.fspath(item), Path(item)
-        if path.is_dir():
-            found = list_images(path)
-        elif path.is_file():
-            found = [path]
-        elif glob.has_magic(text):
-            found = sorted((Path(m) for m in glob.glob(text) if Path(m).is_file()
-                            and Path(m).suffix.lower() in IMAGE_EXTENSIONS), key=lambda p: natural_key(str(p)))
-        else:
-            found = []
-        if not found:
-            missing.append((text, "no such file or folder" if not glob.has_magic(text) else "no image matches"))
-        files += found
-    unique: dict[Path, Path] = {}
-    for f in files:
-        unique.setdefault(f.resolve(), f)
-    return list(unique.values()), missing
+@dataclass(frozen=True)
+class TilePlan:
+    """How one image is restored: ``tile`` None means whole (one model call)."""
 
+    tile: int | None
+    overlap: int
+    margin: int  # reflect padding at the image borders
+    tiles: int
+    pixels: int  # pixels per model call the budget allows (batches tiles up to it)
+    reason: str = ""  # what demanded tiles
+    wide: bool = False  # the model has a wide receptive field or global context
 
-def output_names(files: list[Path]) -> list[str]:
-    """``<stem>.png`` per input; stems shared by several inputs get ``_<ext>`` then ``_<n>`` added."""
-    names = [f.stem + ".png" for f in files]
-    stems = [n.lower() for n in names]
-    names = [f"{f.stem}_{f.suffix.lstrip('.')}.png" if stems.count(n.lower()) > 1 else n for f, n in zip(files, names)]
-    seen: dict[str, int] = {}
-    out = []
-    for n in names:
-        k = seen[n.lower()] = seen.get(n.lower(), 0) + 1
-        out.append(n if k == 1 else f"{n[:-4]}_{k}.png")
-    return out
-
-
-def read_source(path: Path) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """An image for restoration: float colour ``H x W x C`` (display orientation), alpha or None, bit depth."""
-    decoded = read_image_full(path)
-    return decoded.image, decoded.alpha, decoded.bits
-
-
-def restore_files(restorer: Restorer, inputs: Iterable[str | os.PathLike[str]], outdir: str | os.PathLike[str],
-                  progress: bool = True) -> RestoreSummary:
-    """Restore every image of ``inputs`` (files, folders, globs) into ``outdir`` as ``<stem>.png``.
-
-    16-bit inputs give 16-bit PNGs; alpha is kept (gray + alpha is written as RGBA). Writes are
-    atomic. An ``outdir`` that is the folder of an input is refused, so inputs are never
-    overwritten. Unreadable images and failed restorations are reported and the batch goes on.
-    """
-    from tqdm import tqdm
-
-    files, failed = expand_inputs(inputs)
-    out = Path(outdir)
-    clash = next((f for f in files if f.parent.resolve() == out.resolve()), None)
-    if clash is not None:
-        raise KdrestoreError(f"output folder {out} holds the input {clash.name}; choose another output "
-                             "folder (inputs are never overwritten)")
-    summary = RestoreSummary(failed=failed)
-    for src, name in tqdm(list(zip(files, output_names(files))), disable=not progress, unit="img",
-                          desc="restore"):
-        try:
-            img, alpha, bits = read_source(src)
-            result = restorer.restore_float(img)
-            if alpha is not None:
-                rgb = np.repeat(result, 3, axis=2) if result.shape[2] == 1 else result
-                result = np.concatenate([rgb, alpha[:, :, None]], axis=2)
-            summary.written.append(write_image(out / name, result, bits=bits))
-        except (KdrestoreError, OSError, ValueError, RuntimeError) as exc:
-            summary.failed.append((str(src), str(exc)))
-    return summary
+    def describe(self) -> str:
+        if self.tile is None:
+            return "whole image"
+        text = f"{self.tiles} tiles of {self.tile} px, overlap {self.overlap} px ({self.reason})"
+        if self.wide:
+            text += "; the model reads a wide context, so tiles may differ slightly in tone: raise --max-memory-mb to avoid tiling"
+        return text
 
 
 def load(name_or_path: str | os.PathLike[str], device: str = "cpu", *,
@@ -221,21 +232,27 @@ def load(name_or_path: str | os.PathLike[str], device: str = "cpu", *,
          task: str | None = None, tile: int | None = None, overlap: int = 32,
          max_pixels: int | None = DEFAULT_MAX_PIXELS, backend: str = "torch",
          onnx: str | os.PathLike[str] | None = None, allow_color_conversion: bool = False,
-         random_init: bool = False) -> Restorer:
+         random_init: bool = False, max_memory_mb: float | None = None) -> Restorer:
     """A :class:`Restorer` for a shipped pretrained name, a run directory, an ``.onnx`` file or a
     registry model name (with ``weights``, or its published file under ``peers``/``$KDRESTORE_PEERS``).
+
+    ``max_memory_mb``: memory budget of one image's restoration (image buffers and model calls, not
+    the Python/torch runtime itself); tiles are cut only when it demands them. Default:
+    :func:`default_memory_mb`.
 
     ``kdrestore.load("dehaze-small").restore(img)``.
     """
     kw = dict(task=task, device=device, tile=tile, overlap=overlap, max_pixels=max_pixels,
-              allow_color_conversion=allow_color_conversion)
+              allow_color_conversion=allow_color_conversion, max_memory_mb=max_memory_mb)
     text = os.fspath(name_or_path)
     if text.lower().endswith(".onnx") and Path(text).is_file():
         return Restorer(None, backend="onnx", onnx_path=text, name=Path(text).stem, source=text, **kw)  # type: ignore[arg-type]
     spec = resolve(name_or_path, weights, peers, device if backend == "torch" else "cpu", random_init=random_init)
     kw["task"] = task or spec.task
-    return Restorer(spec.model, channels=spec.channels, backend=backend, onnx_path=onnx, name=spec.name,
-                    source=spec.source, **kw)  # type: ignore[arg-type]
+    restorer = Restorer(spec.model, channels=spec.channels, backend=backend, onnx_path=onnx, name=spec.name,
+                        source=spec.source, **kw)  # type: ignore[arg-type]
+    restorer.card_name = text if spec.card else ""
+    return restorer
 
 
 def load_default(task: str, device: str = "cpu", **kw: Any) -> Restorer:

@@ -1,4 +1,5 @@
-"""Teachers: a registry model with weights, a published peer, a TorchScript file or any ``nn.Module``.
+"""Teachers: a registry model with weights, a published peer, a ``torch.export`` file (``.pt2``), a
+TorchScript file (deprecated by PyTorch: loading one shows its DeprecationWarning) or any ``nn.Module``.
 
 A teacher is frozen (no gradients) and stays in eval mode. Its outputs can be cached by input
 content, and a check on the first batch catches a teacher whose output range differs from the
@@ -23,7 +24,8 @@ class TeacherSpec:
 
     name: str | None = None  # a registered model (peers included)
     weights: str | None = None  # default for peers: <peers folder>/<published file>
-    torchscript: str | None = None  # or a TorchScript file
+    exported: str | None = None  # or a torch.export file (torch.export.save; .pt2)
+    torchscript: str | None = None  # or a TorchScript file (deprecated by PyTorch; prefer 'exported')
     args: dict[str, Any] = field(default_factory=dict)
     weight: float = 1.0
     degradations: list[str] | None = None  # supervise only samples of these degradations
@@ -44,6 +46,21 @@ class PerChannel(nn.Module):
 
 
 TEACHER_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class ExportedModule(nn.Module):
+    """A ``torch.export`` program as a module; its graph is fixed (exported in eval mode), so ``train`` is a no-op."""
+
+    def __init__(self, program: nn.Module) -> None:
+        super().__init__()
+        self.program = program
+
+    def train(self, mode: bool = True) -> ExportedModule:  # the exported graph has no train mode
+        self.training = False
+        return self
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.program(x)
 
 
 class FrozenTeacher(nn.Module):
@@ -104,6 +121,15 @@ def load_teacher(spec: TeacherSpec | nn.Module, peers: str | None = None, cache:
     speed = {"precision": precision, "channels_last": channels_last}
     if isinstance(spec, nn.Module):
         return FrozenTeacher(spec, type(spec).__name__, cache, **speed)
+    if spec.exported:
+        path = Path(spec.exported)
+        if not path.is_file():
+            raise KdrestoreError(f"teacher torch.export file not found: {path}")
+        try:
+            exported = ExportedModule(torch.export.load(str(path)).module())
+        except Exception as exc:
+            raise KdrestoreError(f"cannot load the torch.export teacher {path}: {exc}") from exc
+        return FrozenTeacher(PerChannel(exported) if spec.per_channel else exported, path.name, cache, **speed)
     if spec.torchscript:
         path = Path(spec.torchscript)
         if not path.is_file():
@@ -111,7 +137,8 @@ def load_teacher(spec: TeacherSpec | nn.Module, peers: str | None = None, cache:
         script = torch.jit.load(str(path), map_location="cpu")
         return FrozenTeacher(PerChannel(script) if spec.per_channel else script, path.name, cache, **speed)
     if not spec.name:
-        raise KdrestoreError("a teacher needs 'name' (a registered model) or 'torchscript' (a file)")
+        raise KdrestoreError("a teacher needs 'name' (a registered model), 'exported' (a torch.export file) "
+                             "or 'torchscript' (a file)")
     from ..evaluate.api import load_model
     from ..models.registry import build_model
 

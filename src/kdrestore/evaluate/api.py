@@ -56,10 +56,33 @@ def evaluate_named(
     progress: bool = True,
 ) -> EvalResult:
     """``kdrestore eval``: score a registered model on a folder under the task's convention."""
-    from ..data.tasks import eval_samples
-
     model = load_model(model_name, weights, peers, device, sigma if task == "denoise" else None)
     channels = int(model_entry(model_name).meta.get("channels", 3))
+    result = evaluate_model(model, channels, data, task, name=model_name, sigma=sigma, space=space, limit=limit,
+                            seed=seed, rule=rule, progress=progress)
+    result.extra["weights"] = str(weights or default_weights(model_name, peers) or "")
+    return result
+
+
+def evaluate_model(
+    model: nn.Module,
+    channels: int,
+    data: str | os.PathLike[str],
+    task: str,
+    *,
+    name: str = "model",
+    sigma: float = 25.0,
+    space: str | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    rule: str = "auto",
+    progress: bool = True,
+) -> EvalResult:
+    """Score a loaded model (``channels``: 1 gray, 3 RGB) on a folder under the task's convention."""
+    from ..data.tasks import eval_samples
+
+    if task not in TASK_CONVENTIONS:
+        raise KdrestoreError(f"unknown task {task!r} (expected {', '.join(TASK_CONVENTIONS)})")
     convention = TASK_CONVENTIONS[task]
     if space:
         convention = Convention(space=space, crop_border=convention.crop_border, clip=convention.clip,
@@ -67,9 +90,8 @@ def evaluate_named(
     samples, total, description = eval_samples(
         task, data, sigma=sigma, mode="gray" if channels == 1 else "rgb", seed=seed, rule=rule, limit=limit
     )
-    result = evaluate(model, samples, convention, name=model_name, task=task, data=description,
+    result = evaluate(model, samples, convention, name=name, task=task, data=description,
                       limit=limit, progress=progress, total=total)
-    result.extra["weights"] = str(weights or default_weights(model_name, peers) or "")
     if task == "denoise":
         result.extra["sigma"] = sigma
         result.extra["noise_seed"] = seed

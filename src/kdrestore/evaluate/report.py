@@ -293,19 +293,24 @@ def section_entry(sec: Section) -> PlotEntry | None:
 
 def build_report(items: Sequence[str], output: str | os.PathLike[str], *, data: dict[str, str] | None = None,
                  bench: Sequence[str] = (), peers: str | None = None, sigma: float | None = None, images: int = 3,
-                 crop: int = 128, latency: bool = True, repeats: int = 7, title: str = "kdrestore report") -> Path:
-    """Build the whole page in memory, then write it atomically (a failure leaves ``output`` untouched)."""
+                 crop: int = 128, latency: bool = True, repeats: int = 7, title: str = "kdrestore report",
+                 photos: dict[str, str] | None = None, photo_limit: int = 6) -> Path:
+    """Build the whole page in memory, then write it atomically (a failure leaves ``output`` untouched).
+
+    ``photos``: task -> folder of real degraded photographs (no ground truth) for the gallery.
+    """
     from ..fsutil import atomic_path
+    from .report_gallery import build_gallery
     from .report_html import render_html
 
-    if not items:
-        raise KdrestoreError("report: give at least one run directory or shipped model name")
+    if not items and not photos:
+        raise KdrestoreError("report: give at least one run directory or shipped model name, or --photos TASK=DIR")
     entries = list({(e.name, e.task): e for b in reversed(bench) for e in read_bench(b)}.values())  # first file wins
     sections = [load_section(i, data=data, peers=peers, sigma=sigma, images=images, crop=crop,
                              latency=latency, repeats=repeats) for i in items]
     entries += [e for e in map(section_entry, sections) if e is not None]
-    html = render_html(title, sections, entries, list(bench))
+    galleries = [build_gallery(task, folder, peers, photo_limit) for task, folder in (photos or {}).items()]
+    html = render_html(title, sections, entries, list(bench), galleries)
     with atomic_path(output) as tmp:
         tmp.write_text(html, encoding="utf-8")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
     return Path(output)

@@ -13,6 +13,7 @@ import torch
 from .. import __version__
 from .metrics import TASK_CONVENTIONS
 from .report import PlotEntry, Section
+from .report_gallery import gallery_html
 from .svg import Point, line_chart, scatter
 
 CSS = """
@@ -21,7 +22,7 @@ h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ccc;padding-bottom:
 h3{font-size:15px}table{border-collapse:collapse;margin:8px 0}
 td,th{border:1px solid #ddd;padding:3px 8px;font-size:13px;text-align:right}th{background:#f4f4f4}
 td.l,th.l{text-align:left}.grid td{text-align:center;vertical-align:top;border:none;padding:4px}
-.grid img{image-rendering:pixelated;width:192px;display:block}.cap{font-size:12px;color:#444}
+.grid img{image-rendering:pixelated;width:192px;display:block}.grid img.photo{width:auto;image-rendering:auto}.cap{font-size:12px;color:#444}
 .note{color:#8a4b00;font-size:13px}.muted{color:#666;font-size:12px}.charts{display:flex;flex-wrap:wrap;gap:16px}
 """
 
@@ -107,7 +108,8 @@ def section_html(sec: Section) -> str:
     return f"<section class='run' data-item='{escape(sec.item)}'>" + "".join(out) + "</section>"
 
 
-def render_html(title: str, sections: Sequence[Section], entries: Sequence[PlotEntry], bench: Sequence[str]) -> str:
+def render_html(title: str, sections: Sequence[Section], entries: Sequence[PlotEntry], bench: Sequence[str],
+                galleries: Sequence[Any] = ()) -> str:
     now = datetime.datetime.now().isoformat(timespec="seconds")
     meta = (f"kdrestore {__version__}, {now}, {platform.processor() or platform.machine()}, torch {torch.__version__}"
             + (f"; bench: {', '.join(bench)}" if bench else ""))
@@ -116,5 +118,7 @@ def render_html(title: str, sections: Sequence[Section], entries: Sequence[PlotE
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{escape(title)}</h1><p class='muted'>{escape(meta)}</p><ul>{toc}</ul>"
-            f"<h2>PSNR, latency and size</h2>{plots_html(entries)}"
-            + "".join(section_html(s) for s in sections) + "</body></html>\n")
+            + (f"<h2>PSNR, latency and size</h2>{plots_html(entries)}" if sections or entries else "")
+            + "".join(section_html(s) for s in sections)
+            + ("<h2 id='gallery'>Real photographs</h2>" + "".join(gallery_html(g) for g in galleries) if galleries else "")
+            + "</body></html>\n")

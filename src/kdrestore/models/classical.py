@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from skimage.restoration import denoise_nl_means, estimate_sigma
 from torch import Tensor, nn
 
 from .registry import register_model
@@ -29,6 +28,8 @@ class NLMeansDenoiser(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
+        from skimage.restoration import denoise_nl_means, estimate_sigma  # here: it imports scipy.stats (seconds)
+
         out = []
         for img in x.detach().cpu().double().numpy():
             hwc = np.moveaxis(img, 0, -1)
