@@ -7,7 +7,7 @@ import sys
 from typing import Sequence
 
 from . import __version__
-from .commands import (cmd_bench, cmd_degrade, cmd_demo, cmd_eval, cmd_export, cmd_models, cmd_package,
+from .commands import (cmd_bench, cmd_calibrate, cmd_degrade, cmd_demo, cmd_eval, cmd_export, cmd_models, cmd_package,
                        cmd_report, cmd_restore, cmd_samples, cmd_train)
 
 
@@ -35,6 +35,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the full result (per image too) to this JSON file")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("calibrate", help="score a peer on our synthetic held-out data next to its real benchmark "
+                                         "and sweep the synthesis parameters to bring the two together")
+    p.add_argument("--task", required=True, choices=["derain", "dehaze"])
+    p.add_argument("--teacher", required=True, help="registry name of the peer, e.g. gcanet, prenet6, prenet6-rain100l")
+    p.add_argument("--rain", choices=["light", "heavy"], default="heavy",
+                   help="derain: heavy (synthetic heavy rain vs Rain100H) or light (vs held-out Rain100L-train pairs)")
+    p.add_argument("--weights", help="weights file; default: the peer's published file")
+    p.add_argument("--peers", help="folder of published peer weights (default $KDRESTORE_PEERS)")
+    p.add_argument("--data", help="benchmark data root (default $KDRESTORE_DATA)")
+    p.add_argument("--images", type=int, default=8, help="images scored on each side per candidate (default 8)")
+    p.add_argument("--tolerance", type=float, default=1.0, help="dB within which the gaps count as closed")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic degradations")
+    p.add_argument("--json", help="write the sweep to this JSON file")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("degrade", help="write a synthetically degraded copy of a folder of clean images")
     p.add_argument("input")

@@ -51,6 +51,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0 if result.images else 1
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import os
+
+    from .evaluate.api import load_model
+    from .evaluate.calibrate import calibrate, calibration_setup, format_calibration
+    from .fsutil import atomic_write_json
+
+    data = args.data or os.environ.get("KDRESTORE_DATA")
+    if not data:
+        raise SystemExit("kdrestore calibrate: give --data or set KDRESTORE_DATA")
+    teacher = load_model(args.teacher, args.weights, args.peers)
+    result = calibrate(teacher, calibration_setup(args.task, data, rain=args.rain, seed=args.seed),
+                       images=args.images, tolerance=args.tolerance, teacher_name=args.teacher,
+                       progress=not args.quiet)
+    print(format_calibration(result))
+    if args.json:
+        atomic_write_json(args.json, result)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def cmd_degrade(args: argparse.Namespace) -> int:
     from .degrade.folder import degrade_folder
 
