@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="weights file (.safetensors/.pth) for a registry model")
     p.add_argument("--peers", help="folder of published peer weights (default $KDRESTORE_PEERS)")
     p.add_argument("--task", choices=["denoise", "derain", "dehaze"])
+    p.add_argument("--rain", choices=["light", "heavy"],
+                   help="--task derain: the light-rain (derain-light, Rain100L-like) or heavy-rain (derain-small, "
+                        "Rain100H-like) student; default heavy")
     p.add_argument("--tile", type=int, help="tile side in pixels (default: from --max-megapixels)")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
     p.add_argument("--max-megapixels", type=float, help="pixels per model call before tiling (default 1.05; 0: no limit)")

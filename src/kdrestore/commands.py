@@ -202,6 +202,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if not args.model and not args.task:
         raise KdrestoreError("give --task (denoise, derain or dehaze: its shipped student is used) or --model "
                              "(a shipped name, a run directory, a registry model with --weights, or an .onnx file)")
+    if args.rain and args.model:
+        raise KdrestoreError("--rain picks the shipped deraining student of --task derain; drop it with --model")
     if args.onnx and not args.model:
         raise KdrestoreError("--onnx names the exported file of --model; give --model too")
     kw = dict(tile=args.tile, overlap=args.overlap, max_pixels=_budget(args.max_megapixels), backend=args.backend)
@@ -209,7 +211,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         restorer = load(args.model, args.device, weights=args.weights, peers=args.peers, task=args.task,
                         onnx=args.onnx, allow_color_conversion=args.allow_color_conversion, **kw)
     else:
-        restorer = load_default(args.task, args.device, **kw)
+        restorer = load_default(args.task, args.device, rain=args.rain, **kw)
     print(f"model: {restorer.source} ({restorer.backend})")
     summary = restore_files(restorer, args.input, args.output, progress=not args.quiet)
     print(f"wrote {len(summary.written)} image(s) to {args.output}")
