@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", nargs="+", required=True, help="test folders under --data to score on")
     p.add_argument("--sigma", nargs="+", type=float, help="denoising: noise levels to score at (default 25)")
     p.add_argument("--data", help="benchmark data root (default $KDRESTORE_DATA)")
+    p.add_argument("--test-holdout", type=int, metavar="N",
+                   help="score only the last N images/pairs of each --test folder: the held-out part of a training "
+                        "set (e.g. train/Rain100L-train with 20)")
     p.add_argument("--half", action="store_true", help="store float16 weights (scored as shipped)")
     p.add_argument("--competes-with", help="the peer this student is compared with (registry name)")
     p.add_argument("--recipe", help="the recipe file the run was trained with, for the card")

@@ -235,7 +235,8 @@ def cmd_package(args: argparse.Namespace) -> int:
 
     card = package_run(args.run, args.name, args.test, data_root=_data_root(args), sigmas=args.sigma,
                        half=args.half, dest=args.dest, competes_with=args.competes_with, recipe=args.recipe,
-                       force=args.force, command="kdrestore " + shlex.join(args.argv), progress=True)
+                       force=args.force, command="kdrestore " + shlex.join(args.argv), progress=True,
+                       holdout=args.test_holdout)
     print(f"shipped '{args.name}': {card['model']} {card['params']:,} params, {card['dtype']}")
     print(format_card_scores(card))
     return 0

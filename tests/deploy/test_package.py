@@ -71,3 +71,15 @@ def test_package_command_and_bad_run(finished_run, tmp_path, capsys):
     assert card["command"].startswith("kdrestore package") and "--name cli" in card["command"]
     with pytest.raises(KdrestoreError, match="not a run directory"):
         package_run(tmp_path, "x", ["denoise/tiny"], data_root=root / "data", dest=tmp_path)
+
+
+def test_package_scores_only_the_held_out_part(finished_run, tmp_path):
+    _, run = finished_run
+    for i in range(5):
+        write_image(tmp_path / "data" / "denoise" / "five" / f"{i}.png", np.random.default_rng(i).random((28, 24, 1)))
+    dest = tmp_path / "shipped"
+    card = package_run(run, "gray-held", ["denoise/five"], data_root=tmp_path / "data", dest=dest, holdout=2)
+    assert card["scores"][0]["images"] == 2 and "held out" in card["scores"][0]["data"]
+    assert card["bench"] == {"data": "denoise/five", "holdout": 2}
+    full = package_run(run, "gray-all", ["denoise/five"], data_root=tmp_path / "data", dest=dest)
+    assert full["scores"][0]["images"] == 5 and "bench" not in full
