@@ -57,3 +57,20 @@ def test_unknown_task_is_refused(tmp_path):
 
     with pytest.raises(KdrestoreError, match="task must be dehaze or derain"):
         calibration_setup("denoise", tmp_path)
+
+
+def test_cli_wires_calibrate():
+    from kdrestore.cli import build_parser
+    from kdrestore.commands import cmd_calibrate
+
+    args = build_parser().parse_args(["calibrate", "--task", "derain", "--teacher", "prenet6-rain100l", "--rain", "light"])
+    assert args.func is cmd_calibrate and args.rain == "light" and args.images == 8 and args.tolerance == 1.0
+
+
+def test_real_setups_pair_held_out_synthetic_with_the_benchmark(data_dir):
+    setup = calibration_setup("dehaze", data_dir)
+    hazy = next(iter(setup.synthetic(setup.candidates[0], 1)))
+    real = next(iter(setup.real(1)))
+    assert hazy["name"] == "1350" and hazy["input"].shape == real["input"].shape == (3, 460, 620)
+    light = calibration_setup("derain", data_dir, rain="light")
+    assert next(iter(light.real(1)))["name"].endswith("181") and "last 20" in light.real_name
