@@ -7,8 +7,8 @@ import sys
 from typing import Sequence
 
 from . import __version__
-from .commands import (cmd_bench, cmd_check_leaks, cmd_degrade, cmd_demo, cmd_eval, cmd_export, cmd_models,
-                       cmd_package, cmd_report, cmd_restore, cmd_samples, cmd_train)
+from .commands import (cmd_bench, cmd_calibrate, cmd_check_leaks, cmd_degrade, cmd_demo, cmd_eval, cmd_export,
+                       cmd_models, cmd_package, cmd_report, cmd_restore, cmd_samples, cmd_train)
 
 ALLOW_LEAKS = "run even when test or validation scenes are in the training data (recorded as an override)"
 
@@ -38,6 +38,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the full result (per image too) to this JSON file")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("calibrate", help="score a peer on our synthetic held-out data next to its real benchmark "
+                                         "and sweep the synthesis parameters to bring the two together")
+    p.add_argument("--task", required=True, choices=["derain", "dehaze"])
+    p.add_argument("--teacher", required=True, help="registry name of the peer, e.g. gcanet, prenet6, prenet6-rain100l")
+    p.add_argument("--rain", choices=["light", "heavy"], default="heavy",
+                   help="derain: heavy (synthetic heavy rain vs Rain100H) or light (vs held-out Rain100L-train pairs)")
+    p.add_argument("--weights", help="weights file; default: the peer's published file")
+    p.add_argument("--peers", help="folder of published peer weights (default $KDRESTORE_PEERS)")
+    p.add_argument("--data", help="benchmark data root (default $KDRESTORE_DATA)")
+    p.add_argument("--images", type=int, default=8, help="images scored on each side per candidate (default 8)")
+    p.add_argument("--tolerance", type=float, default=1.0, help="dB within which the gaps count as closed")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic degradations")
+    p.add_argument("--json", help="write the sweep to this JSON file")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("degrade", help="write a synthetically degraded copy of a folder of clean images")
     p.add_argument("input")
@@ -117,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="weights file (.safetensors/.pth) for a registry model")
     p.add_argument("--peers", help="folder of published peer weights (default $KDRESTORE_PEERS)")
     p.add_argument("--task", choices=["denoise", "derain", "dehaze"])
+    p.add_argument("--rain", choices=["light", "heavy"],
+                   help="--task derain: the light-rain (derain-light, Rain100L-like) or heavy-rain (derain-small, "
+                        "Rain100H-like) student; default heavy")
     p.add_argument("--max-memory-mb", type=float, help="memory budget of one image's restoration in MB (image buffers "
                    "and model calls; the Python/torch runtime itself takes ~300 MB more); tiles are cut only when it "
                    "demands (default: half the available memory, 1-16 GB)")
@@ -138,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", nargs="+", required=True, help="test folders under --data to score on")
     p.add_argument("--sigma", nargs="+", type=float, help="denoising: noise levels to score at (default 25)")
     p.add_argument("--data", help="benchmark data root (default $KDRESTORE_DATA)")
+    p.add_argument("--test-holdout", type=int, metavar="N",
+                   help="score only the last N images/pairs of each --test folder: the held-out part of a training "
+                        "set (e.g. train/Rain100L-train with 20)")
     p.add_argument("--half", action="store_true", help="store float16 weights (scored as shipped)")
     p.add_argument("--competes-with", help="the peer this student is compared with (registry name)")
     p.add_argument("--recipe", help="the recipe file the run was trained with, for the card")

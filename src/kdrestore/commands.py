@@ -88,6 +88,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0 if result.images else 1
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import os
+
+    from .evaluate.api import load_model
+    from .evaluate.calibrate import calibrate, calibration_setup, format_calibration
+    from .fsutil import atomic_write_json
+
+    data = args.data or os.environ.get("KDRESTORE_DATA")
+    if not data:
+        raise SystemExit("kdrestore calibrate: give --data or set KDRESTORE_DATA")
+    teacher = load_model(args.teacher, args.weights, args.peers)
+    result = calibrate(teacher, calibration_setup(args.task, data, rain=args.rain, seed=args.seed),
+                       images=args.images, tolerance=args.tolerance, teacher_name=args.teacher,
+                       progress=not args.quiet)
+    print(format_calibration(result))
+    if args.json:
+        atomic_write_json(args.json, result)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def cmd_degrade(args: argparse.Namespace) -> int:
     from .degrade.folder import degrade_folder
 
@@ -233,6 +254,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if not args.model and not args.task:
         raise KdrestoreError("give --task (denoise, derain or dehaze: its shipped student is used) or --model "
                              "(a shipped name, a run directory, a registry model with --weights, or an .onnx file)")
+    if args.rain and args.model:
+        raise KdrestoreError("--rain picks the shipped deraining student of --task derain; drop it with --model")
     if args.onnx and not args.model:
         raise KdrestoreError("--onnx names the exported file of --model; give --model too")
     files, skipped = expand_inputs(args.input)  # before the model loads: bad inputs are named at once
@@ -248,7 +271,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         restorer = load(args.model, args.device, weights=args.weights, peers=args.peers, task=args.task,
                         onnx=args.onnx, allow_color_conversion=args.allow_color_conversion, **kw)
     else:
-        restorer = load_default(args.task, args.device, **kw)
+        restorer = load_default(args.task, args.device, rain=args.rain, **kw)
     print(f"model: {restorer.source} ({restorer.backend}); memory budget {restorer.max_memory_mb:.0f} MB")
     summary = restore_files(restorer, skipped, args.output, progress=not args.quiet, files=files)
     for note in summary.notes:
@@ -269,7 +292,7 @@ def cmd_package(args: argparse.Namespace) -> int:
     card = package_run(args.run, args.name, args.test, data_root=data, sigmas=args.sigma,
                        half=args.half, dest=args.dest, competes_with=args.competes_with, recipe=args.recipe,
                        force=args.force, command="kdrestore " + shlex.join(args.argv), progress=True,
-                       leak_check=leaks)
+                       leak_check=leaks, holdout=args.test_holdout)
     print(f"shipped '{args.name}': {card['model']} {card['params']:,} params, {card['dtype']}")
     print(format_card_scores(card))
     return 0

@@ -38,9 +38,10 @@ class ModelConfig:
 @dataclass
 class DatasetConfig:
     """One data source. ``kind``: synth (clean folder + on-the-fly degradation), paired, builtin, tasks
-    (TRNR N-frequency-K-shot tasks over the patches of ``limit`` clean images, ``crop`` the patch size)."""
+    (TRNR N-frequency-K-shot tasks over the patches of ``limit`` clean images, ``crop`` the patch size), nyu-haze
+    (NYU-Depth-v2 rgb + depth hazed by the RESIDE-ITS model; params: kdrestore.data.nyu.NYU_HAZE_PARAMS)."""
 
-    kind: Literal["synth", "paired", "builtin", "tasks", "latent", "mixed"] = "builtin"  # latent: data-free, no path
+    kind: Literal["synth", "paired", "builtin", "tasks", "latent", "mixed", "nyu-haze"] = "builtin"  # latent: data-free, no path
     path: str | None = None
     task: Literal["denoise", "derain", "dehaze"] | None = None  # builtin: which degradation
     degradation: str | None = None  # synth: a kdrestore.degrade name

@@ -82,3 +82,13 @@ def test_card_carries_the_runs_lineage_and_budget(finished_run, tmp_path):
         (run / "lineage.json").unlink()
     assert card["lineage"] == [{"kind": "shipped", "source": "old-student", "sha256": "ab"}]
     assert card["training"]["final"]["device"] == "cpu" and card["training"]["final"]["pipeline"] == "per-sample"
+def test_package_scores_only_the_held_out_part(finished_run, tmp_path):
+    _, run = finished_run
+    for i in range(5):
+        write_image(tmp_path / "data" / "denoise" / "five" / f"{i}.png", np.random.default_rng(i).random((28, 24, 1)))
+    dest = tmp_path / "shipped"
+    card = package_run(run, "gray-held", ["denoise/five"], data_root=tmp_path / "data", dest=dest, holdout=2)
+    assert card["scores"][0]["images"] == 2 and "held out" in card["scores"][0]["data"]
+    assert card["bench"] == {"data": "denoise/five", "holdout": 2}
+    full = package_run(run, "gray-all", ["denoise/five"], data_root=tmp_path / "data", dest=dest)
+    assert full["scores"][0]["images"] == 5 and "bench" not in full

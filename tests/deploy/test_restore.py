@@ -181,6 +181,24 @@ def test_task_default_sends_colour_images_to_the_colour_student(monkeypatch, tmp
         load_default("deblur")
 
 
+def test_rain_option_picks_the_light_or_heavy_student(monkeypatch, tmp_path, capsys):
+    _ship(tmp_path / "heavy", 3, 0)
+    monkeypatch.setattr(loader, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(loader, "RAIN_MODELS", {"heavy": "heavy", "light": "light"})
+    assert "heavy" in load_default("derain").source  # the default is the heavy-rain student
+    with pytest.raises(KdrestoreError, match="light-rain student 'light' is not shipped"):
+        load_default("derain", rain="light")
+    _ship(tmp_path / "light", 3, 1)
+    x = np.random.default_rng(0).random((16, 20, 3)).astype(np.float32)
+    light = load_default("derain", rain="light")
+    assert "light" in light.source and np.array_equal(light.restore(x), load("light").restore(x))
+    assert not np.array_equal(light.restore(x), load_default("derain", rain="heavy").restore(x))
+    with pytest.raises(KdrestoreError, match="--rain picks the deraining student"):
+        load_default("dehaze", rain="light")
+    assert main(["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--model", "light", "--rain", "light"]) == 2
+    assert "--rain picks the shipped deraining student" in capsys.readouterr().err
+
+
 def test_import_kdrestore_stays_light():
     code = "import sys, kdrestore; assert 'torch' not in sys.modules, 'import kdrestore loaded torch'"
     subprocess.run([sys.executable, "-c", code], check=True)

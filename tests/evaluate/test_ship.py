@@ -92,6 +92,18 @@ def test_bench_student_end_to_end(tmp_path, tiny_data):
     assert "tiny-gray" in text and "nlm-denoise" in text and "goal vs nlm-denoise" in text
 
 
+def test_bench_holdout_scores_the_last_images_only(tmp_path, tiny_data):
+    root = _ship_root(tmp_path, {"competes_with": ["nlm-denoise"], "bench": {"data": "denoise/tiny", "holdout": 1}})
+    target = ship_target("tiny-gray", root)
+    assert target.holdout == 1
+    res = bench_student(target, tiny_data, repeats=1, warmup=0, onnx=False)
+    assert [r["images"] for r in res["rows"]] == [1, 1] and "held out" in res["rows"][0]["data"]
+    card = json.loads((root / "tiny-gray" / "card.json").read_text())
+    (root / "tiny-gray" / "card.json").write_text(json.dumps({**card, "bench": {"holdout": 0}}))
+    with pytest.raises(KdrestoreError, match="bench.holdout must be a positive integer"):
+        ship_target("tiny-gray", root)
+
+
 def test_bench_script_writes_json(tmp_path, tiny_data, capsys):
     root = _ship_root(tmp_path, {"competes_with": ["nlm-denoise"], "bench": {"data": "denoise/tiny"}})
     spec = importlib.util.spec_from_file_location("ship_bench", REPO / "benchmarks" / "ship.py")

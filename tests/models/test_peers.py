@@ -13,7 +13,7 @@ PEERS = {  # name: (channels, params)
     "dncnn-s15": (1, 556_032), "dncnn-s25": (1, 556_032), "dncnn-s50": (1, 556_032),
     "dncnn-b": (1, 667_008), "dncnn-s25-folded": (1, 555_137),
     "ffdnet-gray": (1, 486_080), "ffdnet-rgb": (3, 854_688),
-    "prenet6": (3, 168_963), "prenet6-r": (3, 94_979), "prn6": (3, 95_107), "prn6-r": (3, 21_123),
+    "prenet6": (3, 168_963), "prenet6-rain100l": (3, 168_963), "prenet6-r": (3, 94_979), "prn6": (3, 95_107), "prn6-r": (3, 21_123),
     "gcanet": (3, 702_818), "aodnet": (3, 1_761), "dcp": (3, 0),
 }
 WITH_WEIGHTS = [n for n in PEERS if n != "dcp"]

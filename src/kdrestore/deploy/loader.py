@@ -25,6 +25,9 @@ CARD_REQUIRED = ("model", "task", "channels")
 # luminance of colour images, chroma kept)
 DEFAULT_MODELS = {"denoise": "denoise-gray-blind", "derain": "derain-small", "dehaze": "dehaze-small"}
 DEFAULT_COLOR_MODELS = {"denoise": "denoise-color"}
+# derain: the student per kind of rain (`kdrestore restore --task derain --rain light|heavy`); heavy is the default
+RAIN_MODELS = {"heavy": "derain-small", "light": "derain-light"}
+DEFAULT_RAIN = "heavy"
 
 
 @dataclass

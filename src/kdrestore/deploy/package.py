@@ -95,12 +95,14 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
                 sigmas: list[float] | None = None, half: bool = False, dest: str | os.PathLike[str] | None = None,
                 competes_with: str | None = None, recipe: str | None = None, force: bool = False,
                 command: str | None = None, progress: bool = False,
-                leak_check: dict[str, Any] | None = None) -> dict[str, Any]:
+                leak_check: dict[str, Any] | None = None, holdout: int | None = None) -> dict[str, Any]:
     """Package ``run_dir``'s best checkpoint by validation (its last one when it validated never) as
     ``dest/name`` (default: the package's pretrained folder), with the run's lineage in the card.
 
     ``tests``: folders under ``data_root`` to score on (e.g. ``denoise/Set12``); denoising test sets are
-    scored once per sigma of ``sigmas``. ``leak_check``: the :func:`run_leak_check` entry for the card.
+    scored once per sigma of ``sigmas``. ``holdout``: score only the last ``holdout`` images (pairs) of each
+    (the held-out validation part of a training set without a public test set, e.g. Rain100L-train).
+    ``leak_check``: the :func:`run_leak_check` entry for the card.
     Returns the card that was written.
     """
     run, dest = Path(run_dir), Path(dest) if dest else PRETRAINED_DIR
@@ -127,11 +129,13 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
     mode = "gray" if channels == 1 else "rgb"
     for test in tests:
         for sigma in (sigmas or [25.0]) if task == "denoise" else [None]:
-            samples, total, desc = eval_samples(task, Path(data_root) / test, sigma=sigma or 25.0, mode=mode)
+            samples, total, desc = eval_samples(task, Path(data_root) / test, sigma=sigma or 25.0, mode=mode,
+                                                holdout=holdout)
             res = evaluate(model, samples, conv, name=name, task=task, data=desc, progress=progress, total=total)
             if res.failed:
                 raise KdrestoreError(f"scoring on {test} failed for {len(res.failed)} image(s): {res.failed[0]}")
-            scores.append({"data": Path(test).name, "sigma": sigma, "images": len(res.images),
+            scores.append({"data": Path(test).name + (f" (last {holdout}, held out)" if holdout else ""),
+                           "sigma": sigma, "images": len(res.images),
                            "psnr": round(res.psnr, 3), "ssim": round(res.ssim, 4),
                            "input_psnr": round(res.input_psnr, 3), "convention": conv.describe()})
     probe = (1, channels, 256, 256)
@@ -146,9 +150,12 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
         "scores": scores,
         **({"leak_check": leak_check} if leak_check is not None else {}),
         "command": command,
-        "license": "weights: Apache-2.0 (kdrestore); trained on BSD400 / BSDS500 images (research use) "
-                   "with teachers from published peer weights named under training.teachers",
+        "license": f"weights: Apache-2.0 (kdrestore); trained on {summary['data']['path'] or 'built-in'} images "
+                   "(research use, the data set's terms) with teachers from published peer weights named under "
+                   "training.teachers",
     }
+    if holdout:  # benchmarks/ship.py scores the same held-out part
+        card["bench"] = {"data": tests[0], "holdout": holdout}
     dest.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest))
     try:

@@ -255,15 +255,25 @@ def load(name_or_path: str | os.PathLike[str], device: str = "cpu", *,
     return restorer
 
 
-def load_default(task: str, device: str = "cpu", **kw: Any) -> Restorer:
+def load_default(task: str, device: str = "cpu", *, rain: str | None = None, **kw: Any) -> Restorer:
     """The shipped student(s) of a task (``kdrestore restore --task T``): for denoising the gray student
     restores gray images and the colour student colour ones (the gray one restores their luminance
-    if no colour student is shipped). ``kw`` as for :func:`load`."""
-    from .loader import DEFAULT_COLOR_MODELS, DEFAULT_MODELS, shipped_names
+    if no colour student is shipped); for deraining ``rain`` picks the light- or heavy-rain student
+    (default heavy: ``derain-small``). ``kw`` as for :func:`load`."""
+    from .loader import DEFAULT_COLOR_MODELS, DEFAULT_MODELS, DEFAULT_RAIN, RAIN_MODELS, shipped_names
 
     if task not in DEFAULT_MODELS:
         raise KdrestoreError(f"no shipped student for task {task!r}; tasks: {', '.join(sorted(DEFAULT_MODELS))}")
-    restorer = load(DEFAULT_MODELS[task], device, task=task, allow_color_conversion=True, **kw)
+    name = DEFAULT_MODELS[task]
+    if rain is not None and task != "derain":
+        raise KdrestoreError(f"--rain picks the deraining student; it means nothing for task {task!r}")
+    if task == "derain":
+        if (rain or DEFAULT_RAIN) not in RAIN_MODELS:
+            raise KdrestoreError(f"rain must be one of {', '.join(RAIN_MODELS)}, got {rain!r}")
+        name = RAIN_MODELS[rain or DEFAULT_RAIN]
+        if name not in shipped_names():
+            raise KdrestoreError(f"the {rain or DEFAULT_RAIN}-rain student '{name}' is not shipped in this version")
+    restorer = load(name, device, task=task, allow_color_conversion=True, **kw)
     color = DEFAULT_COLOR_MODELS.get(task)
     if restorer.channels == 1 and color in shipped_names():
         restorer.color = load(color, device, task=task, **kw)

@@ -47,6 +47,11 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
         ds = LatentDataset(latent_labels(cfg.params, cfg.task or task, section), cfg.limit)
     elif cfg.path is None:
         raise KdrestoreError(f"{section}.path is required for a '{cfg.kind}' data set")
+    elif cfg.kind == "nyu-haze":  # NYU rgb + measured depth, RESIDE-ITS haze (data/nyu.py)
+        from ..data.nyu import nyu_haze_dataset
+
+        ds = nyu_haze_dataset(cfg.path, cfg.params, holdout=cfg.holdout, train=train, crop=cfg.crop,
+                              augment=augment, limit=cfg.limit, seed=seed, where=section)
     elif cfg.kind == "synth":
         name, defaults = (cfg.degradation, {}) if cfg.degradation else TASK_DEGRADATIONS[cfg.task or task]
         ds = SynthDataset(holdout_split(clean_sources(cfg, section), cfg.holdout, part, section), name, {**defaults, **cfg.params}, mode=cfg.mode or "rgb", crop=cfg.crop,

@@ -58,6 +58,7 @@ class ShipTarget:
     test_set: str  # folder under the data root
     sigma: float = 25.0
     card: dict[str, Any] = field(default_factory=dict)
+    holdout: int | None = None  # score only the last N pairs of test_set (a training set's held-out part)
 
 
 def ship_target(name: str, root: Path | None = None) -> ShipTarget:
@@ -83,8 +84,11 @@ def ship_target(name: str, root: Path | None = None) -> ShipTarget:
     if not test_set:
         raise KdrestoreError(f"{where}: no default test set for task {spec.task!r} with {spec.channels} "
                              "channel(s); give bench.data")
+    holdout = bench.get("holdout")
+    if holdout is not None and (not isinstance(holdout, int) or isinstance(holdout, bool) or holdout < 1):
+        raise KdrestoreError(f"{where}: bench.holdout must be a positive integer, got {holdout!r}")
     return ShipTarget(name, spec.model, str(spec.task), spec.channels, list(peers), str(test_set),
-                      float(bench.get("sigma", 25.0)), card)
+                      float(bench.get("sigma", 25.0)), card, holdout)
 
 
 def goal_checks(student: dict[str, Any], peers: list[dict[str, Any]], speedup: float = SPEEDUP_GOAL,
@@ -116,7 +120,7 @@ def _score(model: nn.Module, name: str, target: ShipTarget, data_root: Path, cha
     from ..data.tasks import eval_samples
 
     samples, total, desc = eval_samples(target.task, data_root / target.test_set, sigma=target.sigma,
-                                        mode="gray" if channels == 1 else "rgb", limit=limit)
+                                        mode="gray" if channels == 1 else "rgb", limit=limit, holdout=target.holdout)
     res = evaluate(model, samples, TASK_CONVENTIONS[target.task], name=name, task=target.task, data=desc,
                    limit=limit, progress=progress, total=total)
     if not res.images:
@@ -144,7 +148,7 @@ def _int8_psnr(folder: Path, target: ShipTarget, data_root: Path, images: int) -
     from ..deploy.export import int8_psnr_cost
 
     ds, _ = eval_dataset(target.task, data_root / target.test_set, sigma=target.sigma,
-                         mode="gray" if target.channels == 1 else "rgb", limit=images)
+                         mode="gray" if target.channels == 1 else "rgb", limit=images, holdout=target.holdout)
     return int8_psnr_cost(folder / "model.onnx", folder / "model.int8.onnx", [ds[i] for i in range(len(ds))],
                           TASK_CONVENTIONS[target.task])
 
@@ -170,7 +174,7 @@ def bench_student(target: ShipTarget, data_root: Path, *, peers_dir: str | None 
                                  f"{channels}: fix competes_with in its card")
         sigma = target.sigma if target.task == "denoise" else None
         models[peer] = load_model(peer, peers=peers_dir, sigma=sigma)
-        key = (peer, target.task, target.test_set, target.sigma, test_limit)
+        key = (peer, target.task, target.test_set, target.sigma, test_limit, target.holdout)
         if key not in cache:
             cache[key] = _score(models[peer], peer, target, data_root, channels, test_limit, progress)
         rows.append({"name": peer, "role": "main peer" if i == 0 else "baseline", "model": peer, **cache[key]})

@@ -77,6 +77,16 @@ def prenet6() -> PReNet:
     return PReNet(6, lstm=True, recursive=False)
 
 
+@register_model("prenet6-rain100l", task="derain", family="peer", channels=3,
+                peer_weights="PReNet/Rain100L/PReNet6/net_latest.pth",
+                published={"dataset": "Rain100L", "metric": "psnr/ssim (Y channel, BT.601)", "value": 37.48,
+                           "ssim": 0.979, "source": "Ren et al. CVPR 2019",
+                           "text": "Rain100L (test set) Y PSNR/SSIM 37.48/0.979 (Ren et al. CVPR 2019)"})
+def prenet6_rain100l() -> PReNet:
+    """PReNet6 with its Rain100L (light rain) weights: the light-rain teacher (168,963 params)."""
+    return PReNet(6, lstm=True, recursive=False)
+
+
 @register_model("prenet6-r", task="derain", family="peer", channels=3,
                 peer_weights="PReNet/Rain100H/PReNet6_r/net_latest.pth", published=_pub(28.98, 0.892))
 def prenet6_r() -> PReNet:
