@@ -37,6 +37,13 @@ train configs/ship/denoise-gray-fast.yaml ship-denoise-gray-fast
 kdrestore package "$RUNS/ship-denoise-gray-fast" --name denoise-gray-fast --half --competes-with dncnn-s25 \
   --recipe configs/ship/denoise-gray-fast.yaml --test denoise/Set12 --sigma 15 25 50 --force
 
+# 1c. denoise-gray-s25: RepDN (re-parameterisable, pixel-unshuffled) at sigma 25, initialised from FFDNet-gray,
+#     kd from FFDNet + L1, INT8 fake-quantisation for the last fifth (kd-qat). The shipped run was stopped at
+#     step 750 and resumed with --set train.steps=2200 (planned 4000), as its card's notes say.
+train configs/ship/denoise-gray-s25.yaml ship-denoise-gray-s25 --set "model.weights=$KDRESTORE_PEERS/FFDNet/net_gray.pth"
+kdrestore package "$RUNS/ship-denoise-gray-s25" --name denoise-gray-s25 --half --competes-with dncnn-s25 \
+  --recipe configs/ship/denoise-gray-s25.yaml --test denoise/Set12 --sigma 25 --force
+
 # 2. denoise-color: MDRN-RGB from scratch, HMDS with three FFDNet-RGB level teachers on blind noise.
 train configs/ship/denoise-color.yaml ship-denoise-color
 kdrestore package "$RUNS/ship-denoise-color" --name denoise-color --half --competes-with ffdnet-rgb \

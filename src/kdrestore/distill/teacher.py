@@ -30,6 +30,8 @@ class TeacherSpec:
     weight: float = 1.0
     degradations: list[str] | None = None  # supervise only samples of these degradations
     per_channel: bool = False  # a gray (1-channel) model applied to each channel of colour images
+    self_ensemble: bool = False  # target = mean over the 8 flips/rotations (8 passes; distill/ensemble.py)
+    members: list[TeacherSpec] | None = None  # an ensemble: the (weighted) mean of these teachers' outputs
 
 
 class PerChannel(nn.Module):
@@ -116,29 +118,57 @@ class FrozenTeacher(nn.Module):
 
 def load_teacher(spec: TeacherSpec | nn.Module, peers: str | None = None, cache: bool = False,
                  precision: str = "fp32", channels_last: bool = False) -> FrozenTeacher:
-    """Build a frozen teacher from a spec (registry name + weights, TorchScript) or wrap a module;
-    ``precision``/``channels_last`` as :class:`FrozenTeacher`."""
+    """Build a frozen teacher from a spec (registry name + weights, torch.export or TorchScript file, an
+    ensemble) or wrap a module; ``precision``/``channels_last`` as :class:`FrozenTeacher`."""
     speed = {"precision": precision, "channels_last": channels_last}
     if isinstance(spec, nn.Module):
         return FrozenTeacher(spec, type(spec).__name__, cache, **speed)
+    model, name, _ = _teacher_module(spec, peers)
+    return FrozenTeacher(model, name, cache, **speed)
+
+
+def _teacher_module(spec: TeacherSpec, peers: str | None) -> tuple[nn.Module, str, Any]:
+    """The teacher's module, its name and its input convention (for ensembles)."""
+    from .ensemble import MeanEnsemble, SelfEnsemble, check_conventions, input_convention
+
+    if spec.members:
+        if spec.name or spec.torchscript or spec.exported:
+            raise KdrestoreError("a teacher spec with 'members' (an ensemble) takes no 'name', 'exported' or "
+                                 "'torchscript'")
+        built = [_teacher_module(m, peers) for m in spec.members]
+        check_conventions([c for _, _, c in built])
+        model: nn.Module = MeanEnsemble([m for m, _, _ in built], [m.weight for m in spec.members])
+        name, convention = "mean(" + ", ".join(n for _, n, _ in built) + ")", built[0][2]
+    else:
+        model, name = _single_module(spec, peers)
+        from ..models.registry import model_entry
+
+        meta_channels = model_entry(spec.name).meta.get("channels") if spec.name else None
+        convention = input_convention(name, model, spec.args, spec.per_channel, meta_channels)
+        if spec.per_channel:
+            model = PerChannel(model)
+    if spec.self_ensemble:
+        model, name = SelfEnsemble(model), f"x8({name})"
+    return model, name, convention
+
+
+def _single_module(spec: TeacherSpec, peers: str | None) -> tuple[nn.Module, str]:
     if spec.exported:
         path = Path(spec.exported)
         if not path.is_file():
             raise KdrestoreError(f"teacher torch.export file not found: {path}")
         try:
-            exported = ExportedModule(torch.export.load(str(path)).module())
+            return ExportedModule(torch.export.load(str(path)).module()), path.name
         except Exception as exc:
             raise KdrestoreError(f"cannot load the torch.export teacher {path}: {exc}") from exc
-        return FrozenTeacher(PerChannel(exported) if spec.per_channel else exported, path.name, cache, **speed)
     if spec.torchscript:
         path = Path(spec.torchscript)
         if not path.is_file():
             raise KdrestoreError(f"teacher TorchScript file not found: {path}")
-        script = torch.jit.load(str(path), map_location="cpu")
-        return FrozenTeacher(PerChannel(script) if spec.per_channel else script, path.name, cache, **speed)
+        return torch.jit.load(str(path), map_location="cpu"), path.name
     if not spec.name:
-        raise KdrestoreError("a teacher needs 'name' (a registered model), 'exported' (a torch.export file) "
-                             "or 'torchscript' (a file)")
+        raise KdrestoreError("a teacher needs 'name' (a registered model), 'exported' (a torch.export file), "
+                             "'torchscript' (a file) or 'members' (an ensemble)")
     from ..evaluate.api import load_model
     from ..models.registry import build_model
 
@@ -155,7 +185,7 @@ def load_teacher(spec: TeacherSpec | nn.Module, peers: str | None = None, cache:
             load_weights(model, path)
     else:
         model = load_model(spec.name, spec.weights, peers)
-    return FrozenTeacher(PerChannel(model) if spec.per_channel else model, spec.name, cache, **speed)
+    return model, spec.name
 
 
 def check_output_range(teacher: FrozenTeacher, x: Tensor, student_out: Tensor) -> None:

@@ -19,7 +19,7 @@ from ..registry import Entry, Registry
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
 # Modules that register models when imported. One file per architecture.
-_ARCH_MODULES = ("dncnn", "ffdnet", "prenet", "gcanet", "aodnet", "dcp", "classical", "mdrn", "msresnet", "dnnet", "tinydehaze", "unet", "nafnet", "restormer", "kddn", "coic")
+_ARCH_MODULES = ("dncnn", "ffdnet", "prenet", "gcanet", "aodnet", "dcp", "classical", "mdrn", "msresnet", "dnnet", "tinydehaze", "unet", "nafnet", "restormer", "kddn", "coic", "repdn")
 _loaded = False
 
 

@@ -11,6 +11,7 @@ from .datafree import DataFreeDistillation
 from .hmds import MultiLevelDistillation
 from .kd import KnowledgeDistillation
 from .kddn import HeterogeneousTaskImitation
+from .qat import QuantAwareDistillation
 from .spdd import SelfParameterDistillation
 from .trnr import TaskDrivenMetaLearning
 
@@ -19,6 +20,7 @@ METHODS.register("kd", KnowledgeDistillation)
 METHODS.register("spdd", SelfParameterDistillation)
 METHODS.register("kddn", HeterogeneousTaskImitation)
 METHODS.register("hmds", MultiLevelDistillation)
+METHODS.register("kd-qat", QuantAwareDistillation)  # kd + INT8 fake-quantisation at the end
 METHODS.register("datafree", DataFreeDistillation)  # generator-made inputs, no data
 METHODS.register("coic", CoICTraining)  # instance-modulated deraining on mixed data (no teacher)
 METHODS.register("trnr", TaskDrivenMetaLearning)  # few-image meta-learning (no teacher)

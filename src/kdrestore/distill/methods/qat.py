@@ -1,0 +1,58 @@
+"""Quantisation-aware distillation (ours): the ``kd`` method whose student is fake-quantised to INT8 for
+the last part of training, so that the static INT8 ONNX export loses (almost) nothing.
+
+``distill.options``:
+
+* ``qat_start``: when fake-quantisation switches on, as a fraction of ``train.steps`` (``0 < f < 1``)
+  or as a step number (``>= 1``); default 0.8 (the last fifth). Before it the method is plain ``kd``.
+
+From then on the student runs with INT8 weights (per output channel) and uint8 activations (observed
+ranges), gradients straight through (:mod:`kdrestore.models.fakequant`), and the teacher's output
+stays the target. The student must support fake-quantisation (e.g. ``repdn``); another is refused.
+The EMA weights (validation, shipping) average the quantisation-aware weights; validation itself runs
+in float, the INT8 score is measured on the exported ONNX (``benchmarks/frontier.py``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from ...config import RunConfig, build_section
+from ...errors import KdrestoreError
+from ...models.fakequant import set_fake_quant
+from .kd import KnowledgeDistillation
+
+
+@dataclass
+class QATOptions:
+    qat_start: float = 0.8
+
+
+class QuantAwareDistillation(KnowledgeDistillation):
+    """``kd`` + INT8 fake-quantisation of the student from ``distill.options.qat_start`` on."""
+
+    name = "kd-qat"
+
+    def __init__(self, cfg: RunConfig, teachers: list[nn.Module] | None = None) -> None:
+        super().__init__(cfg, teachers)
+        self.opts: QATOptions = build_section(QATOptions, self.dcfg.options, "distill.options")
+        start = self.opts.qat_start
+        if start <= 0 or (start >= 1 and start != int(start)):
+            raise KdrestoreError(f"distill.options.qat_start: a fraction in (0, 1) or a step number >= 1, got {start}")
+        self.start_step = int(round(start * cfg.train.steps)) if start < 1 else int(start)
+        self.quantising = False
+
+    def setup(self, student: nn.Module, device: Any, example: dict[str, Any]) -> None:
+        super().setup(student, device, example)
+        if set_fake_quant(student, False) == 0:
+            raise KdrestoreError(f"distill.method kd-qat: the student {type(student).__name__} has no "
+                                 "fake-quantisation points (use a model such as repdn)")
+        self.student = student
+
+    def begin_step(self, step: int) -> None:
+        on = step >= self.start_step
+        if on != self.quantising:
+            set_fake_quant(self.student, on)
+            self.quantising = on
