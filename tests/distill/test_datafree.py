@@ -276,3 +276,35 @@ def test_bench_table_names_the_options_it_ran_with():
     assert format_datafree_bench(result).splitlines()[0].endswith("; generator_steps: 0")
     result["options"] = {}
     assert "generator_steps" not in format_datafree_bench(result)
+
+
+def test_adversarial_degradation_moves_the_parameters_inside_their_ranges_and_resumes(tmp_path):
+    from kdrestore.distill.generator import DegradationShift
+
+    shift = DegradationShift(synthesis_params({"noise": {"sigma": [5, 50]}}))
+    assert set(shift.ranges) == {"haze.beta", "haze.airlight", "rain.veil", "rain.veil_airlight", "noise.sigma"}
+    assert "noise.sigma" not in DegradationShift(synthesis_params({})).ranges  # a fixed sigma stays fixed
+    lat = draw_latents(list(range(6)), ["haze", "rain", "noise"] * 2, channels=3, size=16, latent_channels=4,
+                       params=synthesis_params({"noise": {"sigma": [5, 50]}}))
+    same = shift(lat)
+    assert torch.allclose(same.beta, lat.beta, atol=1e-4) and torch.allclose(same.sigma, lat.sigma, atol=1e-3)
+    with torch.no_grad():
+        for p in shift.offset.values():
+            p.fill_(30.0)  # pushed far: still inside the range, only on samples of that label
+    moved = shift(lat)
+    haze, noise = lat.labels == 0, lat.labels == 2
+    assert (moved.beta[haze] > lat.beta[haze]).all() and (moved.beta[haze] <= 1.8 + 1e-5).all()
+    assert (moved.sigma[noise] <= 50 + 1e-4).all() and torch.equal(moved.beta[~haze], lat.beta[~haze])
+
+    cfg = df_config(labels=("haze",), adversarial_degradation=True, generator_lr=0.05)
+    m, _ = method_with(cfg)
+    before = {k: float(v) for k, v in m.shift.offset.items()}
+    stats = m.generator_step(0, 0)
+    assert "shift_haze.beta" in stats and 0.6 < stats["shift_haze.beta"] < 1.8
+    assert any(float(v) != before[k] for k, v in m.shift.offset.items())  # the adversary moved them
+    state = m.state_dict()
+    other, _ = method_with(cfg)
+    other.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(m.shift.parameters(), other.shift.parameters()))
+    with pytest.raises(KdrestoreError, match="adversarial_degradation"):
+        DataFreeDistillation(df_config(labels=("noise",), adversarial_degradation=True))
