@@ -268,14 +268,19 @@ def test_bench_recipes_share_the_budget_and_give_gcanet_context():
     assert method.wide == {"haze"} and method.full_size == 128 and method.size == 32
 
 
-def test_bench_table_names_the_options_it_ran_with():
-    from kdrestore.evaluate.bench_datafree import format_datafree_bench
+def test_bench_ablation_rows_drop_the_adversarial_phase_or_the_contrastive_term():
+    from kdrestore.evaluate.bench_datafree import DATAFREE_ROWS, ROWS_BY_TASK, datafree_recipe
 
-    result = {"budget": {"steps": 3, "batch": 2, "crop": 32, "seed": 0, "test_limit": None, "multi_steps": None},
-              "student": {"name": "unet-tiny", "args": {"width": 8}}, "tasks": [], "options": {"generator_steps": 0}}
-    assert format_datafree_bench(result).splitlines()[0].endswith("; generator_steps: 0")
-    result["options"] = {}
-    assert "generator_steps" not in format_datafree_bench(result)
+    def recipe(row):
+        return datafree_recipe("r", "dehaze", "rgb", ["haze"], [TINY_TEACHER], None, 7, 4, 32, 1, DATAFREE_ROWS[row])
+
+    assert recipe("data-free")["distill"]["contrastive"] == {"weight": 0.1}
+    assert "contrastive" not in recipe("data-free-nocr")["distill"]
+    assert recipe("data-free-noadv")["distill"]["options"]["generator_steps"] == 0
+    assert recipe("data-free-advdeg")["distill"]["options"]["adversarial_degradation"] is True
+    for row in DATAFREE_ROWS:
+        load_config(data=recipe(row))  # every row validates
+    assert "data-free-advdeg" not in ROWS_BY_TASK["denoise"]  # a fixed sigma has no range to move in
 
 
 def test_adversarial_degradation_moves_the_parameters_inside_their_ranges_and_resumes(tmp_path):
