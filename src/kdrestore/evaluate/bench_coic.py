@@ -136,6 +136,8 @@ def coic_bench(data_root: str | os.PathLike[str], opts: BenchOptions, rows: list
                stage1_fraction: float = 0.5, command: str | None = None) -> dict[str, Any]:
     """``kdrestore bench coic``: every row for every seed, aggregated per test set."""
     chosen = check_rows(rows, "derain", {"derain": tuple(rows_known())}, "coic") if rows else list(DEFAULT_ROWS)
+    if any("+" in r for r in chosen):
+        opts.fixed_steps("coic (stage 1)")  # refused under a time budget before anything trains
     plan = [("kdrestore.evaluate.bench_coic:run_coic_bench", chosen,
              {"data_root": str(data_root), "stage1_fraction": stage1_fraction})]
     return run_bench("coic", plan, opts, row_key="rows", command=command)

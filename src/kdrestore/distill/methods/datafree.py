@@ -33,6 +33,12 @@ the teacher covering the sample's label (``distill.teachers[i].degradations``; s
 
   ``CR_i`` in the features of teacher ``i`` (its first ``contrastive_layers`` feature points, or
   ``distill.contrastive.points``) over the ``n_i`` samples it covers.
+* **degradation-aware adversary** (``adversarial_degradation: true``; off by default): the degradation
+  parameters given as ranges (haze ``beta``/``airlight``, rain ``veil``/``veil_airlight``, a noise
+  ``sigma`` range) are moved by learned offsets inside their ranges
+  (:class:`~kdrestore.distill.generator.DegradationShift`), trained with ``G`` in the generator phase,
+  so the adversary searches the degradation too, not only the image content; the student step uses the
+  moved parameters; the moved mid-points are logged as ``gen_shift_<label>.<param>``.
 
 G's weights and optimiser are saved with the training state: a resumed run continues exactly. Grids of
 G's (clean | degraded) samples for fixed codes go to ``<run>/generator/step_<step>.png`` every
