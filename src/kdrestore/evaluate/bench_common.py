@@ -221,9 +221,16 @@ def format_rows(rows: list[dict[str, Any]], teachers: list[dict[str, Any]]) -> s
             ssim = "" if r["ssim_mean"] is None else f"{r['ssim_mean']:.3f}"
             lines.append(f"  {r['row']:24} {r['metric']:14} {r['psnr_mean']:>9.2f} {sd:>6} {ssim:>6} {gain:>7} "
                          f"{gsd:>6}  {r['reference'] or '':14} {r['verdict']}")
-        for t in (t for t in teachers if t["table"] == table):
-            lines.append(f"  {'teacher ' + t['teacher']:24} {t['metric']:14} {t['psnr']:>9.2f}"
-                         + (f"  ({t['note']})" if t["note"] else ""))
+        grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for t in (t for t in teachers if t["table"] == table):  # a teacher trained in the bench: one per seed
+            grouped.setdefault((t["teacher"], t["metric"]), []).append(t)
+        for (name, metric), ts in grouped.items():
+            values = [t["psnr"] for t in ts]
+            sd = _spread(values)
+            note = f"  ({ts[0]['note']})" if ts[0]["note"] else ""
+            line = (f"  {'teacher ' + name:24} {metric:14} {statistics.fmean(values):>9.2f} "
+                    f"{'' if sd is None else f'{sd:.2f}':>6}{note}")
+            lines.append(line.rstrip())
     return "\n".join(lines).lstrip("\n")
 
 
