@@ -80,3 +80,9 @@ def test_a_teacher_below_the_student_alone_refuses_its_rows():
 def test_rows_run_in_worker_processes_and_come_back_in_order():
     out = run_units(["kdrestore.evaluate.bench_common:device_description"] * 2, [{"device": "cpu"}] * 2, jobs=2)
     assert len(out) == 2 and all(s.startswith("CPU ") for s in out)
+
+
+def test_a_worker_re_importing_python_m_kdrestore_does_not_run_the_command_line():
+    import runpy
+
+    runpy.run_module("kdrestore.__main__", run_name="__mp_main__")  # what a spawned worker does; no SystemExit
