@@ -158,13 +158,22 @@ CLAIMS = [
 
 
 def load_records(folder: Path) -> dict[str, dict[str, Any]]:
-    """bench name -> its record (the newest file of each bench wins)."""
+    """bench name -> its record; several files of one bench are merged (a table in two files: the newest
+    file's rows), keeping every file's budget so that a verdict needs all of them at the real budget."""
     records: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime):
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or "bench" not in data or "rows" not in data:
             raise SystemExit(f"{path}: not a results record of `kdrestore bench --json` (needs bench, rows)")
-        records[data["bench"]] = {**data, "_file": path.name}
+        data["_files"] = [path.name]
+        data["_records"] = [data]
+        old = records.get(data["bench"])
+        if old is not None:
+            tables = {r["table"] for r in data["rows"]}
+            data["rows"] = [r for r in old["rows"] if r["table"] not in tables] + data["rows"]
+            data["teachers"] = [t for t in old.get("teachers", []) if t["table"] not in tables] + data["teachers"]
+            data["_files"], data["_records"] = old["_files"] + [path.name], old["_records"] + [data]
+        records[data["bench"]] = data
     return records
 
 
@@ -190,8 +199,10 @@ def verdict_rows(records: dict[str, dict[str, Any]]) -> list[tuple[str, str, str
             out.append((c.method, c.claim, c.setting, "not run yet", f"waits for a GPU run (`{GPU_COMMAND}`)"))
             continue
         result, verdict = c.judge(rec["rows"])
-        setting = f"{c.setting}; {budget_text(rec)} ({rec['_file']})"
-        if not real_budget(rec):
+        parts = rec.get("_records", [rec])
+        budgets = "; ".join(dict.fromkeys(budget_text(r) for r in parts))
+        setting = f"{c.setting}; {budgets} ({', '.join(rec.get('_files', []))})"
+        if not all(real_budget(r) for r in parts):
             verdict = (f"waits for a GPU run: below {REAL_SAMPLES:,} crops x {REAL_SEEDS} seeds per row "
                        f"(`{GPU_COMMAND}`)")
         out.append((c.method, c.claim, setting, result, verdict))

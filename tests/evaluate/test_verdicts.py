@@ -74,3 +74,14 @@ def test_readme_block_is_replaced_and_bad_records_are_named(verdicts, tmp_path):
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(SystemExit, match="bad.json: not a results record"):
         verdicts.load_records(tmp_path)
+
+
+def test_two_records_of_one_bench_are_merged_and_all_must_be_at_the_real_budget(verdicts, tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps(record("methods", {"alone": [20.0, 20.1], "spdd": [20.6, 20.7]})))
+    denoise = record("methods", {"alone": [30.0, 30.1], "hmds-peer": [30.6, 30.7]}, samples=800,
+                     table="methods denoise: m, Set12 sigma 50", metric="Set12 s50")
+    (tmp_path / "b.json").write_text(json.dumps(denoise))
+    merged = verdicts.load_records(tmp_path)["methods"]
+    assert {r["table"] for r in merged["rows"]} == {"methods dehaze: s", "methods denoise: m, Set12 sigma 50"}
+    rows = {r[0]: r for r in verdicts.verdict_rows({"methods": merged})}
+    assert "hmds-peer +0.60" in rows["MDRN + HMDS"][3] and rows["SPDD"][4].startswith("waits for a GPU run")
