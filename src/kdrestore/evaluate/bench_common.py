@@ -22,9 +22,9 @@ import os
 import platform
 import statistics
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from importlib import import_module
-from typing import Any, Callable
+from typing import Any
 
 from ..config import parse_duration
 from ..errors import KdrestoreError
@@ -300,10 +300,3 @@ def run_bench(bench: str, plan: list[tuple[str, list[str], dict[str, Any]]], opt
 
 def _strip(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k not in ("scores", "teachers")}
-
-
-def options_dict(opts: BenchOptions) -> dict[str, Any]:
-    return asdict(opts)
-
-
-UnitFn = Callable[..., dict[str, Any]]
