@@ -118,7 +118,8 @@ def train_and_score(recipe: dict[str, Any], run_dir: Path, score: Callable[[nn.M
     wall = time.perf_counter() - start
     model = (trainer.ema.shadow if trainer.ema is not None else trainer.model).eval()
     res = score(model, label)
-    row = {"psnr": res.psnr, "ssim": res.ssim, "train_wall_s": wall, "images": len(res.images), **_cost(model, probe)}
+    row = {"psnr": res.psnr, "ssim": res.ssim, "train_wall_s": wall, "steps": trainer.step,  # time budgets: steps run
+           "images": len(res.images), **_cost(model, probe)}
     return row, model
 
 
