@@ -3,4 +3,5 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a worker process of `bench --jobs N` re-imports the main module
+    sys.exit(main())

@@ -81,33 +81,40 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true")
         p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("bench", help="benchmarks; 'distill': fixed-budget ablation of distillation methods; "
-                                     "'methods': SPDD/KDDN (dehaze) and HMDS (denoise) ablations; "
-                                     "'datafree': data-free vs data-trained students vs the teachers; "
-                                     "'trnr': few-image training, ordinary vs TRNR (--batch: tasks per step); "
-                                     "'coic': a backbone with vs without CoIC on mixed rain, per source")
+    p = sub.add_parser("bench", help="benchmarks, each row as mean ± sd over --seeds at one per-row budget; "
+                                     "'distill': distillation methods per task; 'methods': SPDD/KDDN (dehaze) and "
+                                     "HMDS (denoise); 'datafree': data-free vs data-trained students; 'trnr': "
+                                     "few-image training, ordinary vs TRNR (--batch: tasks per step); 'coic': a "
+                                     "backbone with vs without CoIC on mixed rain, per source")
     p.add_argument("what", choices=["distill", "methods", "datafree", "trnr", "coic"])
     p.add_argument("--task", nargs="+", choices=["denoise", "derain", "dehaze"],
-                   help="default: all three (distill); denoise and dehaze (methods)")
+                   help="default: all three (distill, datafree); denoise and dehaze (methods); derain denoise (trnr)")
     p.add_argument("--data", help="benchmark data root (default $KDRESTORE_DATA)")
     p.add_argument("--peers", help="published peer weights, the teachers (default $KDRESTORE_PEERS)")
-    p.add_argument("--steps", type=int, default=300)
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--samples", type=int, help="per-row budget in training crops (steps = crops / batch)")
+    budget.add_argument("--time-budget", metavar="DURATION", help="per-row wall-clock budget, e.g. 90s or 8m")
+    budget.add_argument("--steps", type=int, help="per-row budget in optimiser steps (default 300)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of every row (mean ± sd over them)")
+    p.add_argument("--jobs", type=int, default=1, help="rows trained at once in worker processes (they share "
+                                                        "the device; default 1)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=48)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--methods", nargs="*", help="ablation rows (default: all; datafree: data-free data-trained "
-                                                 "multi-weather)")
+    p.add_argument("--pipeline", choices=["per-sample", "batched"], help="data.train.pipeline of synthetic rows "
+                                                                          "(batched: device-resident, for GPUs)")
+    p.add_argument("--device", help="train.device of every row (default auto: cuda when available)")
+    p.add_argument("--methods", nargs="*", help="rows (default: all of the bench's rows for the task)")
     p.add_argument("--test-limit", type=int, help="score on the first N test images only")
     p.add_argument("--multi-steps", type=int, help="datafree: steps of the multi-weather student (default "
-                                                   "--steps x tasks)")
-    p.add_argument("--generator-steps", type=int, help="datafree: generator updates per generator phase (default 1; "
-                                                       "0: no adversarial phase, samples from the initial generator)")
-    p.add_argument("--teacher-steps", type=int, help="methods: steps of the teachers trained in the bench (default --steps)")
+                                                   "the per-row steps x tasks)")
+    p.add_argument("--generator-steps", type=int, help="datafree: generator updates per generator phase (default 1)")
     p.add_argument("--sets", nargs="+", choices=["Set12", "CBSD68"], help="methods, denoise: test sets (default both)")
     p.add_argument("--sigma", nargs="+", type=float, help="methods, denoise: noise levels (default 25 50)")
     p.add_argument("--images", default="20", help="trnr: clean training images, a count or a share such as 20%%")
     p.add_argument("--full-size", action="store_true", help="trnr: MSResNet/DNNet instead of their tiny variants")
-    p.add_argument("--json")
+    p.add_argument("--workdir", help="where rows train (temporary folders; default the system's)")
+    p.add_argument("--json", help="write the results record (command, budget, seeds, device, rows) here, e.g. "
+                                  "benchmarks/results/<bench>.json")
     p.add_argument("--allow-leaks", action="store_true", help=ALLOW_LEAKS + " (beside --json)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bench)

@@ -162,70 +162,50 @@ def _data_root(args: argparse.Namespace) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .evaluate.bench import format_distill_bench, run_distill_bench
+    import shlex
+
+    from .evaluate.bench_common import BenchOptions, format_rows
+    from .evaluate.bench_leaks import bench_leak_guard
     from .fsutil import atomic_write_json
 
     data = _data_root(args)
-    from .evaluate.bench_leaks import bench_leak_guard
-
     bench_leak_guard(args.what, data, tasks=args.task, sets=args.sets, allow_leaks=args.allow_leaks, json=args.json)
-    if args.what == "datafree":  # data-free vs data-trained vs teacher, per task + one multi-weather student
-        from .evaluate.bench_datafree import format_datafree_bench, run_datafree_bench
+    opts = BenchOptions(batch=args.batch, crop=args.crop, steps=args.steps, samples=args.samples,
+                        time_budget=args.time_budget, seeds=list(args.seeds), jobs=args.jobs, pipeline=args.pipeline,
+                        device=args.device, test_limit=args.test_limit, peers=args.peers, workdir=args.workdir,
+                        progress=not args.quiet)
+    command = "kdrestore " + shlex.join(args.argv)
+    if args.what == "datafree":
+        from .evaluate.bench_datafree import datafree_bench
 
-        result = run_datafree_bench(data, tasks=args.task, peers=args.peers, steps=args.steps, batch=args.batch,
-                                    crop=args.crop, seed=args.seed, rows=args.methods, test_limit=args.test_limit,
-                                    multi_steps=args.multi_steps, progress=not args.quiet,
-                                    options=None if args.generator_steps is None else
-                                    {"generator_steps": args.generator_steps})
-        print(format_datafree_bench(result), flush=True)
-        if args.json:
-            atomic_write_json(args.json, result)
-            print(f"wrote {args.json}")
-        return 0
-    if args.what == "coic":  # one backbone with vs without CoIC, trained on mixed rain, scored per source
-        from .evaluate.bench_coic import format_coic_bench, run_coic_bench
+        options = None if args.generator_steps is None else {"generator_steps": args.generator_steps}
+        record = datafree_bench(data, opts, tasks=args.task, rows=args.methods, multi_steps=args.multi_steps,
+                                options=options, command=command)
+    elif args.what == "coic":
+        from .evaluate.bench_coic import coic_bench
 
-        result = run_coic_bench(data, steps=args.steps, batch=args.batch, crop=args.crop, seed=args.seed,
-                                rows=args.methods, test_limit=args.test_limit, progress=not args.quiet)
-        print(format_coic_bench(result), flush=True)
-        if args.json:
-            atomic_write_json(args.json, result)
-            print(f"wrote {args.json}")
-        return 0
-    if args.what == "trnr":  # few clean images: ordinary training vs TRNR, per task
-        from .evaluate.bench_trnr import format_trnr_bench, run_trnr_bench
+        if args.task and args.task != ["derain"]:
+            raise SystemExit("kdrestore bench coic: covers derain only (mixed rain data)")
+        record = coic_bench(data, opts, rows=args.methods, command=command)
+    elif args.what == "trnr":
+        from .evaluate.bench_trnr import trnr_bench
 
-        found = []
-        for task in args.task or ["derain", "denoise"]:
-            found.append(run_trnr_bench(task, data, images=args.images, steps=args.steps, batch=args.batch,
-                                        crop=args.crop, seed=args.seed, full_size=args.full_size, methods=args.methods,
-                                        test_limit=args.test_limit, progress=not args.quiet))
-            print(format_trnr_bench(found[-1]) + "\n", flush=True)
-        if args.json:
-            atomic_write_json(args.json, found)
-            print(f"wrote {args.json}")
-        return 0
-    methods = args.what == "methods"
-    tasks = args.task or (["denoise", "dehaze"] if methods else ["denoise", "derain", "dehaze"])
-    if methods and "derain" in tasks:
-        raise SystemExit("kdrestore bench methods: covers dehaze (SPDD, KDDN) and denoise (HMDS), not derain")
-    results = []
-    common = dict(peers=args.peers, steps=args.steps, batch=args.batch, crop=args.crop, seed=args.seed,
-                  methods=args.methods, test_limit=args.test_limit, progress=not args.quiet)
-    for task in tasks:
-        if methods:  # SPDD / KDDN (dehaze), HMDS (denoise)
-            from .evaluate.bench_methods import format_methods_bench, run_methods_bench
+        record = trnr_bench(args.task or ["derain", "denoise"], data, opts, images=args.images,
+                            full_size=args.full_size, methods=args.methods, command=command)
+    elif args.what == "methods":
+        from .evaluate.bench_methods import methods_bench
 
-            for result in run_methods_bench(task, data, sets=args.sets, sigmas=args.sigma,
-                                            teacher_steps=args.teacher_steps, **common):
-                results.append(result)
-                print(format_methods_bench(result) + "\n", flush=True)
-            continue
-        result = run_distill_bench(task, data, **common)
-        results.append(result)
-        print(format_distill_bench(result) + "\n", flush=True)
+        record = methods_bench(args.task or ["denoise", "dehaze"], data, opts, methods=args.methods, sets=args.sets,
+                               sigmas=args.sigma, command=command)
+    else:
+        from .evaluate.bench import distill_bench
+
+        record = distill_bench(args.task or ["denoise", "derain", "dehaze"], data, opts, methods=args.methods,
+                               command=command)
+    print(f"bench {args.what}: {opts.describe()}; {record['device']}")
+    print(format_rows(record["rows"], record["teachers"]), flush=True)
     if args.json:
-        atomic_write_json(args.json, results)
+        atomic_write_json(args.json, record)
         print(f"wrote {args.json}")
     return 0
 

@@ -120,3 +120,19 @@ def test_too_few_clusters_names_the_field():
         task_set(k_shot=0)
     with pytest.raises(KdrestoreError, match="data.train.tasks.*nfreqs"):
         task_set(nfreqs=3)
+
+
+def test_official_query_takes_new_patches_of_n_minus_1_support_clusters_and_one_new_cluster():
+    ds = task_set(query="official", query_freqs=1)
+    assert ds.query_size == (3 - 1 + 1) * 2
+    for i in range(20):
+        support, query, s_ids, q_ids = ds.draw(np.random.default_rng(i))
+        support, query = [int(c) for c in support], [int(c) for c in query]
+        assert len(query) == 3 and len(set(query) & set(support)) == 2 and query[-1] not in support
+        assert not set(s_ids) & set(q_ids) and len(set(q_ids)) == len(q_ids) == 6
+        labels = ds.bank.labels
+        assert [int(labels[j]) for j in q_ids] == [c for c in query for _ in range(2)]
+    t = ds[0]
+    assert t["query_input"].shape == (6, 1, 16, 16) and len(levels_of(t["query_target"]) & levels_of(t["target"])) == 2
+    with pytest.raises(KdrestoreError, match="tasks.query"):
+        task_set(query="seen")

@@ -268,11 +268,48 @@ def test_bench_recipes_share_the_budget_and_give_gcanet_context():
     assert method.wide == {"haze"} and method.full_size == 128 and method.size == 32
 
 
-def test_bench_table_names_the_options_it_ran_with():
-    from kdrestore.evaluate.bench_datafree import format_datafree_bench
+def test_bench_ablation_rows_drop_the_adversarial_phase_or_the_contrastive_term():
+    from kdrestore.evaluate.bench_datafree import DATAFREE_ROWS, ROWS_BY_TASK, datafree_recipe
 
-    result = {"budget": {"steps": 3, "batch": 2, "crop": 32, "seed": 0, "test_limit": None, "multi_steps": None},
-              "student": {"name": "unet-tiny", "args": {"width": 8}}, "tasks": [], "options": {"generator_steps": 0}}
-    assert format_datafree_bench(result).splitlines()[0].endswith("; generator_steps: 0")
-    result["options"] = {}
-    assert "generator_steps" not in format_datafree_bench(result)
+    def recipe(row):
+        return datafree_recipe("r", "dehaze", "rgb", ["haze"], [TINY_TEACHER], None, 7, 4, 32, 1, DATAFREE_ROWS[row])
+
+    assert recipe("data-free")["distill"]["contrastive"] == {"weight": 0.1}
+    assert "contrastive" not in recipe("data-free-nocr")["distill"]
+    assert recipe("data-free-noadv")["distill"]["options"]["generator_steps"] == 0
+    assert recipe("data-free-advdeg")["distill"]["options"]["adversarial_degradation"] is True
+    for row in DATAFREE_ROWS:
+        load_config(data=recipe(row))  # every row validates
+    assert "data-free-advdeg" not in ROWS_BY_TASK["denoise"]  # a fixed sigma has no range to move in
+
+
+def test_adversarial_degradation_moves_the_parameters_inside_their_ranges_and_resumes(tmp_path):
+    from kdrestore.distill.generator import DegradationShift
+
+    shift = DegradationShift(synthesis_params({"noise": {"sigma": [5, 50]}}))
+    assert set(shift.ranges) == {"haze.beta", "haze.airlight", "rain.veil", "rain.veil_airlight", "noise.sigma"}
+    assert "noise.sigma" not in DegradationShift(synthesis_params({})).ranges  # a fixed sigma stays fixed
+    lat = draw_latents(list(range(6)), ["haze", "rain", "noise"] * 2, channels=3, size=16, latent_channels=4,
+                       params=synthesis_params({"noise": {"sigma": [5, 50]}}))
+    same = shift(lat)
+    assert torch.allclose(same.beta, lat.beta, atol=1e-4) and torch.allclose(same.sigma, lat.sigma, atol=1e-3)
+    with torch.no_grad():
+        for p in shift.offset.values():
+            p.fill_(30.0)  # pushed far: still inside the range, only on samples of that label
+    moved = shift(lat)
+    haze, noise = lat.labels == 0, lat.labels == 2
+    assert (moved.beta[haze] > lat.beta[haze]).all() and (moved.beta[haze] <= 1.8 + 1e-5).all()
+    assert (moved.sigma[noise] <= 50 + 1e-4).all() and torch.equal(moved.beta[~haze], lat.beta[~haze])
+
+    cfg = df_config(labels=("haze",), adversarial_degradation=True, generator_lr=0.05)
+    m, _ = method_with(cfg)
+    before = {k: float(v) for k, v in m.shift.offset.items()}
+    stats = m.generator_step(0, 0)
+    assert "shift_haze.beta" in stats and 0.6 < stats["shift_haze.beta"] < 1.8
+    assert any(float(v) != before[k] for k, v in m.shift.offset.items())  # the adversary moved them
+    state = m.state_dict()
+    other, _ = method_with(cfg)
+    other.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(m.shift.parameters(), other.shift.parameters()))
+    with pytest.raises(KdrestoreError, match="adversarial_degradation"):
+        DataFreeDistillation(df_config(labels=("noise",), adversarial_degradation=True))

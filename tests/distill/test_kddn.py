@@ -105,3 +105,24 @@ def test_identity_degradation_gives_clean_to_clean_pairs():
     img = np.random.default_rng(0).random((20, 24, 3)).astype(np.float32)
     item = SynthDataset([img], "identity", crop=16, augment=True, fixed=False)[0]
     assert torch.equal(item["input"], item["target"]) and item["params"]["degradation"] == "identity"
+
+
+def test_perceptual_option_compares_the_output_with_the_clean_image_in_the_teachers_encoder():
+    cfg = kddn_config(options={"perceptual_weight": 2.0})
+    method, student = HeterogeneousTaskImitation(cfg), tiny("kddn-student-tiny")
+    method.setup(student, "cpu", {"input": torch.rand(3, 16, 16)})
+    assert method.perceptual is not None and method.perceptual.points == ["down1", "down2"]
+    batch = {"input": torch.rand(2, 3, 16, 16), "target": torch.rand(2, 3, 16, 16)}
+    terms = method.losses(batch, method.forward(student, batch), 0)
+    assert float(terms["kddn_perceptual"]) > 0
+    # zero when the output is the clean image itself; the weight scales it
+    assert float(method.perceptual_term(batch["target"], batch["target"])) == 0.0
+    direct = method.perceptual_term(student(batch["input"]), batch["target"])
+    assert torch.isclose(terms["kddn_perceptual"], 2.0 * direct, rtol=1e-4)
+    student.zero_grad()
+    terms["kddn_perceptual"].backward()
+    assert sum(p.grad.abs().sum() for p in student.parameters() if p.grad is not None) > 0
+    assert all(p.grad is None for p in method.teachers[0].model.parameters())
+    with pytest.raises(KdrestoreError, match="perceptual_weight"):
+        HeterogeneousTaskImitation(kddn_config(options={"perceptual_weight": -1})).setup(
+            tiny("kddn-student-tiny"), "cpu", {"input": torch.rand(3, 16, 16)})

@@ -97,6 +97,26 @@ def test_options_are_validated():
         SelfParameterDistillation(spdd_config(identity_stpes=3))
 
 
+def test_a_frozen_snapshot_of_the_initial_weights_is_refused_and_ema_is_not():
+    with pytest.raises(KdrestoreError, match="untrained initial weights"):
+        SelfParameterDistillation(spdd_config(identity_steps=0))
+    SelfParameterDistillation(spdd_config(identity_steps=0, snapshot="ema"))
+    with pytest.raises(KdrestoreError, match="output_weight"):
+        SelfParameterDistillation(spdd_config(output_weight=-1.0))
+
+
+def test_output_weight_zero_leaves_the_feature_term_alone():
+    m, net = SelfParameterDistillation(spdd_config(identity_steps=1, transition_steps=1, output_weight=0.0)), student()
+    m.setup(net, "cpu", {})
+    torch.manual_seed(1)
+    for p in net.parameters():  # the live network moves away from its snapshot
+        p.data += 0.05 * torch.randn_like(p)
+    batch = {"input": torch.rand(4, 3, 16, 16), "target": torch.rand(4, 3, 16, 16)}
+    m.begin_step(5)
+    terms = m.losses(batch, m.forward(net, batch), 5)
+    assert float(terms["spdd_output"]) == 0.0 and float(terms["spdd_feature"]) > 0
+
+
 @pytest.mark.parametrize("snapshot", ["frozen", "ema"])
 def test_trainer_run_keeps_a_frozen_snapshot_and_resumes_exactly(tmp_path, snapshot):
     cfg = spdd_config(snapshot=snapshot, ema_decay=0.5)

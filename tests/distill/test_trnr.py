@@ -146,3 +146,16 @@ def test_trainer_learns_the_rates_checkpoints_them_and_resumes_exactly(level_fol
         bad = run_config(level_folder)
         bad.data.val = bad.data.train
         Trainer(bad, tmp_path / "bad", progress=False)
+
+
+def test_fixed_inner_rates_the_official_setting_give_the_same_network_gradient_and_never_move():
+    method, net = TaskDrivenMetaLearning(trnr_config(learn_inner_lr=False)), linear()
+    batch = tasks(n=2)
+    method.setup(net, "cpu", {k: v[0] for k, v in batch.items()})
+    sum(method.losses(batch, method.forward(net, batch), 0).values()).backward()
+    expected = np.mean([hand_fomaml(0.6, 0.1, *(batch[k][i].double().numpy() for k in
+                                                  ("input", "target", "query_input", "query_target")), 0.1, 2)
+                        for i in range(2)], axis=0)
+    assert [net.weight.grad.item(), net.bias.grad.item()] == pytest.approx(expected[:2].tolist(), rel=1e-4)
+    assert all(p.grad is None and not p.requires_grad for p in method.log_lr.values())
+    assert all(v.item() == pytest.approx(0.1) for v in method.inner_lrs().values())  # one rate, every layer

@@ -29,20 +29,27 @@ def fake_root(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_bench_trains_both_rows_on_the_same_images_and_scores_both_noise_levels(fake_root, tmp_path, capsys):
+def test_bench_trains_every_row_on_the_same_images_per_seed_and_reports_mean_and_spread(fake_root, tmp_path,
+                                                                                        capsys):
     out = tmp_path / "trnr.json"
-    assert main(["bench", "trnr", "--task", "denoise", "--data", str(fake_root), "--steps", "2", "--batch", "2",
-                 "--crop", "12", "--images", "60%", "--test-limit", "1", "--json", str(out), "--quiet"]) == 0
+    assert main(["bench", "trnr", "--task", "denoise", "--data", str(fake_root), "--steps", "4", "--batch", "2",
+                 "--crop", "12", "--images", "60%", "--test-limit", "1", "--seeds", "0", "1", "--json", str(out),
+                 "--quiet"]) == 0
     text = capsys.readouterr().out
-    assert "Set12 s25 PSNR" in text and "Set12 s50 PSNR" in text and "trnr" in text and "ordinary" in text
-    (result,) = json.loads(out.read_text())
-    assert result["images"] == 3 and result["clusters"] == 3 and result["patches"] == 27
-    assert result["budget"]["patches_per_step"] == 2 * 3  # tasks x (support + query) patches
-    assert [r["method"] for r in result["rows"]] == ["ordinary", "trnr"]
-    for r in result["rows"]:
-        assert set(r["scores"]) == {"Set12 s25", "Set12 s50"}
-        assert r["scores"]["Set12 s25"]["psnr"] > r["scores"]["Set12 s50"]["psnr"]
-    assert result["input_psnr"]["Set12 s25"] > result["input_psnr"]["Set12 s50"]
+    assert "Set12 s25" in text and "Set12 s50" in text and "trnr-official" in text and "ordinary" in text
+    record = json.loads(out.read_text())
+    assert record["bench"] == "trnr" and record["seeds"] == [0, 1] and record["command"].startswith("kdrestore bench")
+    assert record["budget"]["kind"] == "steps" and record["device"].startswith("CPU")
+    rows = {(r["row"], r["metric"]): r for r in record["rows"]}
+    assert set(rows) == {(m, t) for m in ("ordinary", "trnr", "trnr-official") for t in ("Set12 s25", "Set12 s50")}
+    for (row, metric), r in rows.items():
+        assert set(r["per_seed"]) == {"0", "1"} and r["psnr_spread"] is not None
+        assert r["verdict"] == "reference" if row == "ordinary" else r["verdict"] in ("helps", "hurts", "within spread")
+    assert rows[("trnr", "Set12 s25")]["psnr_mean"] > rows[("trnr", "Set12 s50")]["psnr_mean"]
+    unit = record["units"][0]["result"]
+    assert unit["images"] == 3 and unit["clusters"] == 3 and unit["patches"] == 27
+    per_step = {r["method"]: r["patches_per_step"] for r in unit["rows"]}
+    assert per_step == {"ordinary": 2 * 3, "trnr": 2 * 3, "trnr-official": 2 * 4}  # official: (n-1+1) query clusters
 
 
 def test_image_count_and_errors(fake_root):
@@ -52,5 +59,5 @@ def test_image_count_and_errors(fake_root):
         bench_trnr.image_count(9, folder)
     with pytest.raises(KdrestoreError, match="percentage"):
         bench_trnr.image_count("many", folder)
-    with pytest.raises(KdrestoreError, match="not 'dehaze'"):
-        bench_trnr.run_trnr_bench("dehaze", fake_root)
+    with pytest.raises(KdrestoreError, match="does not cover 'dehaze'"):
+        bench_trnr.trnr_bench(["dehaze"], fake_root, bench_trnr.BenchOptions())

@@ -4,6 +4,9 @@ One item is one task: a **support** set of ``n_freqs * k_shot`` degraded/clean p
 distinct patches from each of ``n_freqs`` distinct clusters ("frequencies", :mod:`.patches`), and a
 **query** set of ``query_shots`` patches from each of ``query_freqs`` further clusters that are not in
 the support, so the outer loss measures how the adapted network does on an unseen frequency.
+With ``tasks.query: official`` the query follows the authors' code instead: ``query_shots`` NEW patches
+(not in the support) from each of ``n_freqs - 1`` of the support's clusters plus ``query_freqs`` clusters
+not in the support ((n_freqs - 1 + query_freqs) x query_shots query patches).
 Clusters are drawn uniformly (a rare texture counts as much as the sky), patches uniformly within a
 cluster. Each patch is augmented (one of 8 flips/rot90) and degraded independently, as
 :class:`.synth.SynthDataset` does for a crop.
@@ -42,6 +45,7 @@ class TaskOptions:
     k_shot: int = 2  # K: patches per support cluster
     query_freqs: int = 1  # clusters of the query, none of them in the support
     query_shots: int = 4  # patches per query cluster
+    query: str = "unseen"  # "unseen": query clusters not in the support; "official": n-1 support + new ones
     stride: int | None = None  # patch grid step (default: half the patch size)
     bins: int = 32  # intensity histogram bins
     threshold: float = 0.2  # symmetric-KL radius of a cluster (leader algorithm)
@@ -61,6 +65,8 @@ class TaskDataset(Dataset):
         for name in ("n_freqs", "k_shot", "query_freqs", "query_shots", "bins"):
             if getattr(o, name) < 1:
                 raise KdrestoreError(f"{where}.tasks.{name} must be >= 1, got {getattr(o, name)}")
+        if o.query not in ("unseen", "official"):
+            raise KdrestoreError(f"{where}.tasks.query must be 'unseen' or 'official', got {o.query!r}")
         sources = list_images(clean) if isinstance(clean, (str, Path)) else list(clean)
         sources = sources[:limit] if limit is not None else sources
         if not sources:
@@ -73,11 +79,11 @@ class TaskDataset(Dataset):
                                                 cache_dir=o.cache_dir)
         self.groups = self.bank.members()
         need = o.n_freqs + o.query_freqs
-        usable = sum(len(g) >= max(o.k_shot, o.query_shots) for g in self.groups)
+        usable = sum(len(g) >= self.min_cluster for g in self.groups)
         if usable < need:
             raise KdrestoreError(
                 f"{where}.tasks: the patches of {len(images)} image(s) form {usable} cluster(s) of at least "
-                f"{max(o.k_shot, o.query_shots)} patches, fewer than n_freqs + query_freqs = {need}; lower "
+                f"{self.min_cluster} patches, fewer than n_freqs + query_freqs = {need}; lower "
                 f"tasks.threshold (now {o.threshold}), tasks.k_shot or tasks.query_shots, or add images")
         self.length = o.tasks_per_epoch or max(len(self.bank.labels) // (o.n_freqs * o.k_shot), 1)
 
@@ -87,14 +93,32 @@ class TaskDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    @property
+    def min_cluster(self) -> int:
+        """Patches a cluster needs to take part in a task (official queries take new patches of support clusters)."""
+        o = self.opts
+        return o.k_shot + o.query_shots if o.query == "official" else max(o.k_shot, o.query_shots)
+
+    @property
+    def query_size(self) -> int:
+        o = self.opts
+        return (o.n_freqs - 1 + o.query_freqs if o.query == "official" else o.query_freqs) * o.query_shots
+
     def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[int], list[int]]:
         """``(support clusters, query clusters, support patch ids, query patch ids)`` of one task."""
         o = self.opts
-        big = [c for c, g in enumerate(self.groups) if len(g) >= max(o.k_shot, o.query_shots)]
+        big = [c for c, g in enumerate(self.groups) if len(g) >= self.min_cluster]
         chosen = rng.choice(big, o.n_freqs + o.query_freqs, replace=False)
         support, query = chosen[:o.n_freqs], chosen[o.n_freqs:]
-        s_ids = [int(i) for c in support for i in rng.choice(self.groups[c], o.k_shot, replace=False)]
-        q_ids = [int(i) for c in query for i in rng.choice(self.groups[c], o.query_shots, replace=False)]
+        picked = {int(c): [int(i) for i in rng.choice(self.groups[c], o.k_shot, replace=False)] for c in support}
+        s_ids = [i for c in support for i in picked[int(c)]]
+        if o.query == "official":  # n - 1 of the support's clusters (new patches) + the unseen ones
+            kept = rng.choice(support, o.n_freqs - 1, replace=False)
+            query = np.concatenate([kept, query])
+        q_ids = []
+        for c in query:
+            left = [int(i) for i in self.groups[c] if int(i) not in picked.get(int(c), [])]
+            q_ids += [int(i) for i in rng.choice(left, o.query_shots, replace=False)]
         return support, query, s_ids, q_ids
 
     def _pairs(self, ids: list[int], rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -111,6 +111,46 @@ def draw_latents(seeds: Sequence[int], labels: Sequence[str], *, channels: int, 
                    t(scal[1]), t(rain), t(scal[2]), t(scal[3]), t(noise), t(scal[4]))
 
 
+SHIFTABLE: dict[str, str] = {"haze.beta": "beta", "haze.airlight": "airlight", "rain.veil": "veil",
+                             "rain.veil_airlight": "veil_light", "noise.sigma": "sigma"}  # param -> Latents field
+
+
+class DegradationShift(nn.Module):
+    """Adversarially learned moves of the scalar degradation parameters, inside their physical ranges.
+
+    For every parameter of :data:`SHIFTABLE` given as a range ``(lo, hi)`` in ``params`` (a fixed value is
+    left alone) one learned offset ``u`` moves each sample's draw ``v`` of that label to
+    ``lo + (hi - lo) sigmoid(logit((v - lo) / (hi - lo)) + u)``: always inside ``(lo, hi)``, the draw
+    itself at ``u = 0``, and differentiable in ``u``, so the generator's adversarial phase can push the
+    haze thickness, airlight, rain veil or noise level toward where the student disagrees with the teacher.
+    """
+
+    def __init__(self, params: dict[str, dict[str, Any]]) -> None:
+        super().__init__()
+        self.ranges: dict[str, tuple[float, float]] = {}
+        for key in SHIFTABLE:
+            label, name = key.split(".")
+            value = params.get(label, {}).get(name)
+            if isinstance(value, (list, tuple)) and len(value) == 2 and float(value[1]) > float(value[0]):
+                self.ranges[key] = (float(value[0]), float(value[1]))
+        self.offset = nn.ParameterDict({k.replace(".", "__"): nn.Parameter(torch.zeros(())) for k in self.ranges})
+
+    def forward(self, lat: Latents) -> Latents:
+        fields = dict(vars(lat))
+        for key, (lo, hi) in self.ranges.items():
+            label, field_name = key.split(".")[0], SHIFTABLE[key]
+            v = fields[field_name]
+            u = ((v - lo) / (hi - lo)).clamp(1e-4, 1 - 1e-4)
+            moved = lo + (hi - lo) * torch.sigmoid(torch.logit(u) + self.offset[key.replace(".", "__")])
+            fields[field_name] = torch.where(lat.labels.to(v.device) == LABELS.index(label), moved, v)
+        return Latents(**fields)
+
+    def midpoints(self) -> dict[str, float]:
+        """Where the middle of each range has moved to (for the logs)."""
+        return {key: lo + (hi - lo) * float(torch.sigmoid(self.offset[key.replace(".", "__")].detach()))
+                for key, (lo, hi) in self.ranges.items()}
+
+
 def crop_windows(x: Tensor, window: Tensor, crop: int) -> Tensor:
     """Each sample's ``crop`` x ``crop`` window (``window[i] = (top, left)``); differentiable."""
     if x.shape[-1] == crop and x.shape[-2] == crop:

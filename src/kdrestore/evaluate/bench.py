@@ -9,7 +9,7 @@ import copy
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,6 +18,7 @@ from torch import nn
 from ..config import load_config
 from ..errors import KdrestoreError
 from .api import load_model
+from .bench_common import BenchOptions, apply_budget, check_rows, run_bench, score_entry, teacher_entry
 from .metrics import TASK_CONVENTIONS
 from .profile import count_macs, count_params, measure_latency
 from .runner import EvalResult, evaluate
@@ -86,12 +87,13 @@ def bench_recipe(name: str, task_name: str, model: dict[str, Any], train: dict[s
     }
 
 
-def _recipe(task_name: str, task: BenchTask, data_root: Path, steps: int, batch: int, crop: int, seed: int,
-            distill: dict[str, Any] | None, peers: str | None) -> dict[str, Any]:
+def _recipe(task_name: str, task: BenchTask, data_root: Path, opts: BenchOptions,
+            distill: dict[str, Any] | None) -> dict[str, Any]:
     recipe = bench_recipe(f"bench-{task_name}", task_name, {"name": task.student, "args": dict(task.student_args)},
-                          task.train, data_root, steps, batch, crop, seed)
+                          task.train, data_root, opts.steps_for(), opts.batch, opts.crop, opts.seed)
+    apply_budget(recipe, opts)
     if distill is not None:
-        recipe["distill"] = {"teachers": [{"name": task.teacher}], "peers": peers,
+        recipe["distill"] = {"teachers": [{"name": task.teacher}], "peers": opts.peers,
                              "pseudo_label": task.pseudo_label, **distill}
     return recipe
 
@@ -116,71 +118,61 @@ def train_and_score(recipe: dict[str, Any], run_dir: Path, score: Callable[[nn.M
     wall = time.perf_counter() - start
     model = (trainer.ema.shadow if trainer.ema is not None else trainer.model).eval()
     res = score(model, label)
-    row = {"psnr": res.psnr, "ssim": res.ssim, "train_wall_s": wall, "images": len(res.images), **_cost(model, probe)}
+    row = {"psnr": res.psnr, "ssim": res.ssim, "train_wall_s": wall, "steps": trainer.step,  # time budgets: steps run
+           "images": len(res.images), **_cost(model, probe)}
     return row, model
 
 
-def run_distill_bench(task_name: str, data_root: str | os.PathLike[str], *, peers: str | None = None,
-                      steps: int = 300, batch: int = 8, crop: int = 48, seed: int = 0,
-                      methods: list[str] | None = None, test_limit: int | None = None,
-                      workdir: str | None = None, progress: bool = False) -> dict[str, Any]:
-    """Train the student once per method (same budget) and score each on the real test set."""
-    if task_name not in TASKS:
-        raise KdrestoreError(f"unknown bench task {task_name!r}; choose from {sorted(TASKS)}")
+def run_distill_bench(task_name: str, data_root: str | os.PathLike[str], opts: BenchOptions,
+                      methods: list[str] | None = None) -> dict[str, Any]:
+    """One seed (``opts.seed``): train the student once per method (same budget), score each and the
+    teacher on the real test set. Returns the rows plus ``scores``/``teachers`` for :mod:`.bench_common`."""
     from ..data.tasks import eval_samples
 
     task, root = TASKS[task_name], Path(data_root)
-    peers = peers or os.environ.get("KDRESTORE_PEERS")
+    peers = opts.peers or os.environ.get("KDRESTORE_PEERS")
+    opts = replace(opts, peers=peers)
     variants = method_variants(task)
-    chosen = methods or list(variants)
-    unknown = [m for m in chosen if m not in variants]
-    if unknown:
-        raise KdrestoreError(f"unknown ablation rows {unknown}; choose from {list(variants)}")
+    chosen = check_rows(methods, task_name, ROWS_BY_TASK, "distill")
     conv = TASK_CONVENTIONS[task_name]
     mode = task.train.get("mode", "rgb")
 
     def score(model: nn.Module, name: str) -> EvalResult:
-        samples, total, desc = eval_samples(task_name, root / task.test, sigma=25.0, mode=mode, limit=test_limit)
-        return evaluate(model, samples, conv, name=name, task=task_name, data=desc, limit=test_limit,
-                        progress=progress, total=total)
+        samples, total, desc = eval_samples(task_name, root / task.test, sigma=25.0, mode=mode,
+                                            limit=opts.test_limit)
+        return evaluate(model, samples, conv, name=name, task=task_name, data=desc, limit=opts.test_limit,
+                        progress=opts.progress, total=total)
 
-    teacher = load_model(task.teacher, peers=peers)
-    t_res = score(teacher, task.teacher)
+    table, metric = f"distill {task_name}: {task.student} <- {task.teacher}", Path(task.test).name
     probe = (1, 1 if mode == "gray" else 3, 256, 256)
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+    scores, teachers = [], []
+    if any(variants[m] is not None for m in chosen):  # the teacher's score decides whether a row may count
+        teacher = load_model(task.teacher, peers=peers)
+        teachers.append(teacher_entry(table, metric, task.teacher, score(teacher, task.teacher).psnr))
+    with tempfile.TemporaryDirectory(dir=opts.workdir) as tmp:
         for name in chosen:
-            recipe = _recipe(task_name, task, root, steps, batch, crop, seed, variants[name], peers)
+            recipe = _recipe(task_name, task, root, opts, variants[name])
             row, _ = train_and_score(recipe, Path(tmp) / name.replace("+", "_"), score, probe,
-                                     f"{task.student}/{name}", progress)
+                                     f"{task.student}/{name}", opts.progress)
             rows.append({"method": name, **row})
-    base = next((r["psnr"] for r in rows if r["method"] == "alone"), None)
-    for r in rows:
-        r["delta_vs_alone"] = None if base is None else r["psnr"] - base
-        gain_t = t_res.psnr - t_res.input_psnr
-        r["teacher_gain_kept"] = (r["psnr"] - t_res.input_psnr) / gain_t if gain_t > 0 else None
+            scores.append(score_entry(table, name, metric, row["psnr"], row["ssim"], reference="alone",
+                                      teacher=None if variants[name] is None else task.teacher))
     return {"task": task_name, "student": task.student, "teacher": task.teacher, "test": task.test,
-            "convention": conv.to_dict(), "budget": {"steps": steps, "batch": batch, "crop": crop, "seed": seed},
-            "input_psnr": t_res.input_psnr, "teacher_psnr": t_res.psnr, "teacher_ssim": t_res.ssim,
-            "teacher_cost": _cost(teacher, probe), "rows": rows, "cost_input_shape": list(probe)}
+            "convention": conv.to_dict(), "seed": opts.seed, "rows": rows, "cost_input_shape": list(probe),
+            "scores": scores, "teachers": teachers}
 
 
-def format_distill_bench(result: dict[str, Any]) -> str:
-    """The ablation as a text table."""
-    t = result["teacher_cost"]
-    lines = [f"task {result['task']}: student {result['student']} vs teacher {result['teacher']} on "
-             f"{result['test']} ({result['convention']['text']})",
-             f"budget: {result['budget']['steps']} steps x batch {result['budget']['batch']} of "
-             f"{result['budget']['crop']}px crops, seed {result['budget']['seed']}; cost at input "
-             f"{tuple(result['cost_input_shape'])}",
-             f"{'row':20} {'PSNR':>7} {'SSIM':>6} {'vs alone':>8} {'gain kept':>9} {'params':>9} {'GMACs':>6} "
-             f"{'CPU ms':>7} {'train s':>7}"]
-    for r in result["rows"]:
-        delta = "" if r["delta_vs_alone"] is None else f"{r['delta_vs_alone']:+.2f}"
-        kept = "" if r["teacher_gain_kept"] is None else f"{100 * r['teacher_gain_kept']:.0f}%"
-        lines.append(f"{r['method']:20} {r['psnr']:>7.2f} {r['ssim']:>6.3f} {delta:>8} {kept:>9} "
-                     f"{r['params']:>9,} {r['macs'] / 1e9:>6.2f} {r['cpu_ms']:>7.1f} {r['train_wall_s']:>7.0f}")
-    lines.append(f"{'teacher ' + result['teacher']:20} {result['teacher_psnr']:>7.2f} {result['teacher_ssim']:>6.3f} "
-                 f"{'':>8} {'100%':>9} {t['params']:>9,} {t['macs'] / 1e9:>6.2f} {t['cpu_ms']:>7.1f}")
-    lines.append(f"{'degraded input':20} {result['input_psnr']:>7.2f}")
-    return "\n".join(lines)
+ROWS_BY_TASK = {t: tuple(method_variants(TASKS[t])) for t in TASKS}
+
+
+def distill_bench(tasks: list[str], data_root: str | os.PathLike[str], opts: BenchOptions,
+                  methods: list[str] | None = None, command: str | None = None) -> dict[str, Any]:
+    """``kdrestore bench distill``: every task's rows for every seed, aggregated (:func:`.bench_common.run_bench`)."""
+    plan = [("kdrestore.evaluate.bench:run_distill_bench", check_rows(methods, task, ROWS_BY_TASK, "distill"),
+             {"task_name": task, "data_root": str(data_root)}) for task in tasks]
+    return run_bench("distill", plan, opts, row_key="methods", command=command)
+
+
+__all__ = ["TASKS", "BenchTask", "bench_recipe", "distill_bench", "method_variants", "run_distill_bench",
+           "train_and_score"]

@@ -28,6 +28,7 @@ from ..data.synth import SynthDataset
 from ..data.tasks import iter_samples
 from ..errors import KdrestoreError
 from .bench import bench_recipe, train_and_score
+from .bench_common import BenchOptions, apply_budget, check_rows, run_bench, score_entry
 from .metrics import TASK_CONVENTIONS
 from .runner import EvalResult, evaluate
 
@@ -82,36 +83,34 @@ def _recipe(row: str, root: Path, steps: int, batch: int, crop: int, seed: int,
     return recipe
 
 
-def run_coic_bench(data_root: str | os.PathLike[str], *, steps: int = 300, batch: int = 8, crop: int = 48,
-                   seed: int = 0, rows: list[str] | None = None, test_limit: int | None = None,
-                   stage1_fraction: float = 0.5, workdir: str | None = None, progress: bool = False) -> dict[str, Any]:
-    """Train each row on the mixed rain data (same budget) and score it on every test set."""
+def run_coic_bench(data_root: str | os.PathLike[str], opts: BenchOptions, rows: list[str] | None = None,
+                   stage1_fraction: float = 0.5) -> dict[str, Any]:
+    """One seed: train each row on the mixed rain data (same budget) and score it on every test set; a
+    ``+coic`` row is compared with its backbone alone, per test set."""
     root = Path(data_root)
-    chosen = list(rows or DEFAULT_ROWS)
-    unknown = [r for r in chosen if r not in rows_known()]
-    if unknown:
-        raise KdrestoreError(f"unknown coic bench rows {unknown}; choose from {rows_known()}")
+    chosen = check_rows(rows, "derain", {"derain": tuple(rows_known())}, "coic") if rows else list(DEFAULT_ROWS)
     if not 0.0 <= stage1_fraction < 1.0:
         raise KdrestoreError(f"stage1_fraction must be in [0, 1), got {stage1_fraction}")
+    steps = opts.fixed_steps("coic (stage 1)") if any("+" in r for r in chosen) else opts.steps_for()
     conv = TASK_CONVENTIONS["derain"]
-    tests = test_sets(root, test_limit)
+    tests = test_sets(root, opts.test_limit)
     input_psnr: dict[str, float] = {}
 
     def score_all(model: nn.Module, name: str) -> EvalResult:
         per_set = {}
         for test, (samples, total, desc) in tests.items():
-            res = evaluate(model, samples(), conv, name=name, task="derain", data=desc, limit=test_limit,
-                           progress=progress, total=total)
+            res = evaluate(model, samples(), conv, name=name, task="derain", data=desc, limit=opts.test_limit,
+                           progress=opts.progress, total=total)
             per_set[test] = {"psnr": res.psnr, "ssim": res.ssim, "images": len(res.images)}
             input_psnr[test] = res.input_psnr
         res.extra["per_set"] = per_set
         return res
 
-    out_rows = []
+    out_rows, scores = [], []
     probe = (1, 3, 256, 256)
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+    with tempfile.TemporaryDirectory(dir=opts.workdir) as tmp:
         for row in chosen:
-            recipe = _recipe(row, root, steps, batch, crop, seed, stage1_fraction)
+            recipe = apply_budget(_recipe(row, root, steps, opts.batch, opts.crop, opts.seed, stage1_fraction), opts)
             found: dict[str, Any] = {}
 
             def score(model: nn.Module, name: str) -> EvalResult:
@@ -119,40 +118,29 @@ def run_coic_bench(data_root: str | os.PathLike[str], *, steps: int = 300, batch
                 found.update(res.extra["per_set"])
                 return res
 
-            summary, _ = train_and_score(recipe, Path(tmp) / row.replace("+", "_"), score, probe, row, progress)
+            summary, _ = train_and_score(recipe, Path(tmp) / row.replace("+", "_"), score, probe, row, opts.progress)
             out_rows.append({"row": row, "scores": found, "params": summary["params"], "macs": summary["macs"],
                              "cpu_ms": summary["cpu_ms"], "train_wall_s": summary["train_wall_s"],
                              "mean_psnr": statistics.fmean(v["psnr"] for v in found.values())})
-    for r in out_rows:
-        base = next((b for b in out_rows if b["row"] == r["row"].partition("+")[0]), None)
-        r["delta_vs_backbone"] = None if base is None or base is r else {
-            t: r["scores"][t]["psnr"] - base["scores"][t]["psnr"] for t in r["scores"]}
-    return {"bench": "coic", "task": "derain", "convention": conv.to_dict(),
+            for test, v in found.items():
+                scores.append(score_entry("coic derain (mixed rain)", row, test, v["psnr"], v["ssim"],
+                                          reference=row.partition("+")[0]))
+    return {"bench": "coic", "task": "derain", "convention": conv.to_dict(), "seed": opts.seed,
             "train": {"sources": [{k: v for k, v in s.items() if k != "mode"} for s in TRAIN_SOURCES],
                       "weights": TRAIN_WEIGHTS},
             "tests": {t: desc for t, (_, _, desc) in tests.items()}, "input_psnr": input_psnr,
-            "budget": {"steps": steps, "batch": batch, "crop": crop, "seed": seed, "stage1_fraction": stage1_fraction,
-                       "test_limit": test_limit},
-            "rows": out_rows, "cost_input_shape": list(probe)}
+            "stage1_fraction": stage1_fraction, "rows": out_rows, "cost_input_shape": list(probe), "scores": scores}
 
 
-def format_coic_bench(result: dict[str, Any]) -> str:
-    """The comparison as a text table: PSNR/SSIM per test set, then cost."""
-    b, tests = result["budget"], list(result["tests"])
-    lines = [f"derain on mixed data (weights {result['train']['weights']} over "
-             f"{[s['name'] for s in result['train']['sources']]}); {result['convention']['text']}",
-             f"budget: {b['steps']} steps x batch {b['batch']} of {b['crop']}px crops, seed {b['seed']}, CoIC stage 1 "
-             f"{b['stage1_fraction']:.0%} of the steps; R100L-seen pairs are in training; cost at input "
-             f"{tuple(result['cost_input_shape'])}",
-             f"{'row':26}" + "".join(f"{t:>15}" for t in tests)
-             + f" {'params':>9} {'GMACs':>6} {'CPU ms':>7} {'train s':>7}"]
-    for r in result["rows"]:
-        cells = "".join(f"{r['scores'][t]['psnr']:>8.2f}/{r['scores'][t]['ssim']:.3f}" for t in tests)
-        lines.append(f"{r['row']:26}{cells} {r['params']:>9,} {r['macs'] / 1e9:>6.2f} {r['cpu_ms']:>7.1f} "
-                     f"{r['train_wall_s']:>7.0f}")
-        if r["delta_vs_backbone"]:
-            lines.append(f"{'  PSNR vs backbone':26}" + "".join(f"{r['delta_vs_backbone'][t]:>+15.2f}" for t in tests))
-    lines.append(f"{'degraded input (PSNR)':26}" + "".join(f"{result['input_psnr'][t]:>15.2f}" for t in tests))
-    lines.append("images: " + ", ".join(f"{t} {result['rows'][0]['scores'][t]['images']}" for t in tests)
-                 if result["rows"] else "no rows")
-    return "\n".join(lines)
+def coic_bench(data_root: str | os.PathLike[str], opts: BenchOptions, rows: list[str] | None = None,
+               stage1_fraction: float = 0.5, command: str | None = None) -> dict[str, Any]:
+    """``kdrestore bench coic``: every row for every seed, aggregated per test set."""
+    chosen = check_rows(rows, "derain", {"derain": tuple(rows_known())}, "coic") if rows else list(DEFAULT_ROWS)
+    if any("+" in r for r in chosen):
+        opts.fixed_steps("coic (stage 1)")  # refused under a time budget before anything trains
+    plan = [("kdrestore.evaluate.bench_coic:run_coic_bench", chosen,
+             {"data_root": str(data_root), "stage1_fraction": stage1_fraction})]
+    return run_bench("coic", plan, opts, row_key="rows", command=command)
+
+
+__all__ = ["BACKBONES", "DEFAULT_ROWS", "TRAIN_SOURCES", "coic_bench", "rows_known", "run_coic_bench", "test_sets"]

@@ -12,18 +12,22 @@ Per task, the same student (``unet-tiny`` width 8; gray for Set12), steps, batch
   and scored on every task's test set (Set12 through a gray -> RGB -> gray wrapper); trained once, by
   default for the three single-task budgets together (``multi_steps = steps x tasks``: one model
   replacing three), same batch and crop;
+* ablations of ``data-free``: ``data-free-noadv`` (no adversarial phase: ``generator_steps 0``, samples
+  of the initial generator), ``data-free-nocr`` (no contrastive regularisation), ``data-free-advdeg``
+  (the adversarial phase also moves the degradation parameters within their ranges:
+  ``adversarial_degradation``; haze and rain, whose parameters are ranges);
 * the teacher itself and the degraded input.
 
 Tasks: denoise (Set12, AWGN sigma 25, teacher DnCNN-S-25), derain (Rain100H, PReNet6), dehaze
 (SOTS-indoor-50, GCANet), each under its published metric convention. The goal reported: data-free
-within 1 dB of data-trained.
+within 1 dB of data-trained; every row is compared with ``data-trained`` (a teacher below it refuses its rows).
 """
 from __future__ import annotations
 
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,12 +38,16 @@ from ..errors import KdrestoreError
 from .api import load_model
 from .bench import TASKS as DISTILL_TASKS
 from .bench import _cost, bench_recipe
+from .bench_common import BenchOptions, apply_budget, check_rows, run_bench, score_entry, teacher_entry
 from .metrics import TASK_CONVENTIONS
 from .runner import EvalResult, evaluate
 
 STUDENT = "unet-tiny"
 STUDENT_ARGS = {"width": 8}
-ROWS = ("data-free", "data-trained", "multi-weather")
+DATAFREE_ROWS: dict[str, dict[str, Any]] = {
+    "data-free": {}, "data-free-noadv": {"generator_steps": 0}, "data-free-nocr": {"contrastive": None},
+    "data-free-advdeg": {"adversarial_degradation": True}}
+ROWS = ("data-trained", *DATAFREE_ROWS, "multi-weather")
 GOAL_DB = 1.0
 
 
@@ -57,6 +65,7 @@ TASKS: dict[str, DataFreeTask] = {
     "derain": DataFreeTask("rain", "derain/Rain100H", "prenet6", "rgb"),
     "dehaze": DataFreeTask("haze", "dehaze/SOTS-indoor-50", "gcanet", "rgb", context=128),
 }
+ROWS_BY_TASK = {t: tuple(r for r in ROWS if not (r == "data-free-advdeg" and t == "denoise")) for t in TASKS}
 
 
 class GrayAsRGB(nn.Module):
@@ -77,40 +86,57 @@ def _student(mode: str) -> dict[str, Any]:
 def datafree_recipe(name: str, task: str, mode: str, labels: list[str], teachers: list[dict[str, Any]],
                     peers: str | None, steps: int, batch: int, crop: int, seed: int,
                     options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The data-free row: the bench's fixed-budget recipe with a latent data set and the datafree method."""
+    """The data-free row: the bench's fixed-budget recipe with a latent data set and the datafree method
+    (``options["contrastive"] = None`` drops the contrastive regularisation; the rest are method options)."""
     recipe = bench_recipe(name, task, _student(mode), DISTILL_TASKS[task].train, Path("."), steps, batch, crop, seed)
     recipe["data"] = {"train": {"kind": "latent", "crop": crop, "mode": mode, "params": {"degradations": labels}}}
     context = {TASKS[k].label: TASKS[k].context for k in TASKS if TASKS[k].label in labels and TASKS[k].context}
+    options = dict(options or {})
+    contrastive = options.pop("contrastive", {"weight": 0.1})
     recipe["distill"] = {"method": "datafree", "teachers": teachers, "peers": peers,
-                         "contrastive": {"weight": 0.1}, "options": {"context": context, **(options or {})}}
+                         "options": {"context": context, **options}}
+    if contrastive is not None:
+        recipe["distill"]["contrastive"] = contrastive
     return recipe
 
 
-def _train(recipe: dict[str, Any], run_dir: Path, progress: bool) -> tuple[nn.Module, float]:
+def _train(recipe: dict[str, Any], run_dir: Path, opts: BenchOptions) -> tuple[nn.Module, float]:
     from ..engine import Trainer
 
     start = time.perf_counter()
-    trainer = Trainer(load_config(data=recipe), run_dir, progress=progress)
+    trainer = Trainer(load_config(data=recipe), run_dir, progress=opts.progress)
     trainer.fit()
     model = (trainer.ema.shadow if trainer.ema is not None else trainer.model).eval()
     return model, time.perf_counter() - start
 
 
-def run_datafree_bench(data_root: str | os.PathLike[str], *, tasks: list[str] | None = None,
-                       peers: str | None = None, steps: int = 300, batch: int = 8, crop: int = 48, seed: int = 0,
-                       rows: list[str] | None = None, test_limit: int | None = None,
-                       multi_steps: int | None = None, options: dict[str, Any] | None = None,
-                       workdir: str | None = None, progress: bool = False) -> dict[str, Any]:
-    """Train every row at the same budget and score it, the teacher and the input on each task's test set."""
+def _single_rows(rows: list[str] | None, task: str) -> list[str]:
+    """The single-task rows of ``task`` asked for (all by default); a row of another task is refused."""
+    if rows is None:
+        return [r for r in ROWS_BY_TASK[task] if r != "multi-weather"]
+    bad = [r for r in rows if r not in ROWS]
+    if bad:
+        check_rows(bad, task, ROWS_BY_TASK, "datafree")
+    if task == "denoise" and "data-free-advdeg" in rows and len(rows) > 0:
+        check_rows(["data-free-advdeg"], task, ROWS_BY_TASK, "datafree")  # a fixed sigma has no range to move in
+    return [r for r in rows if r != "multi-weather"]
+
+
+def run_datafree_bench(data_root: str | os.PathLike[str], opts: BenchOptions, tasks: list[str] | None = None,
+                       rows: list[str] | None = None, multi_steps: int | None = None,
+                       options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One seed: train the rows at the same budget and score them, the teacher and the input on each task's
+    test set (``options``: extra datafree options of every data-free row)."""
     from ..data.tasks import eval_samples
 
     chosen_tasks, chosen = list(tasks or TASKS), list(rows or ROWS)
-    bad = [t for t in chosen_tasks if t not in TASKS] + [r for r in chosen if r not in ROWS]
-    if bad:
-        raise KdrestoreError(f"unknown tasks/rows {bad}; tasks: {list(TASKS)}, rows: {list(ROWS)}")
-    if crop % 4:
-        raise KdrestoreError(f"--crop must be a multiple of 4 for the generator, got {crop}")
-    root, peers = Path(data_root), peers or os.environ.get("KDRESTORE_PEERS")
+    for task in chosen_tasks:
+        _single_rows(rows, task)
+    if opts.crop % 4:
+        raise KdrestoreError(f"--crop must be a multiple of 4 for the generator, got {opts.crop}")
+    root = Path(data_root)
+    opts = replace(opts, peers=opts.peers or os.environ.get("KDRESTORE_PEERS"))
+    steps = opts.steps_for()
     multi_steps = multi_steps or steps * len(chosen_tasks)
 
     def scorer(task: str) -> Callable[[nn.Module, str], EvalResult]:
@@ -118,85 +144,93 @@ def run_datafree_bench(data_root: str | os.PathLike[str], *, tasks: list[str] | 
 
         def score(model: nn.Module, name: str) -> EvalResult:
             samples, total, desc = eval_samples(task, root / t.test, sigma=25.0, mode=t.mode,  # type: ignore[arg-type]
-                                                limit=test_limit)
+                                                limit=opts.test_limit)
             return evaluate(model, samples, TASK_CONVENTIONS[task], name=name, task=task, data=desc,
-                            limit=test_limit, progress=progress, total=total)
+                            limit=opts.test_limit, progress=opts.progress, total=total)
         return score
 
     def row(name: str, res: EvalResult, model: nn.Module, probe: tuple[int, ...], wall: float | None) -> dict[str, Any]:
         return {"row": name, "psnr": res.psnr, "ssim": res.ssim, "images": len(res.images), "train_wall_s": wall,
                 **_cost(model, probe)}
 
+    def table(task: str) -> str:
+        return f"datafree {task}: {STUDENT} <- {TASKS[task].teacher}"
+
     results: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+    scores, teachers = [], []
+    with tempfile.TemporaryDirectory(dir=opts.workdir) as tmp:
         for task in chosen_tasks:
             t, score = TASKS[task], scorer(task)
             probe = (1, 1 if t.mode == "gray" else 3, 256, 256)
-            teacher = load_model(t.teacher, peers=peers)
-            t_res = score(teacher, t.teacher)
             entry: dict[str, Any] = {"task": task, "test": t.test, "teacher": t.teacher, "mode": t.mode,
-                                     "convention": TASK_CONVENTIONS[task].to_dict(), "input_psnr": t_res.input_psnr,
-                                     "rows": [], "cost_input_shape": list(probe)}
-            for name in ("data-free", "data-trained"):
-                if name not in chosen:
-                    continue
-                if name == "data-free":
-                    recipe = datafree_recipe(f"bench-datafree-{task}", task, t.mode, [t.label], [{"name": t.teacher}],
-                                             peers, steps, batch, crop, seed, options)
-                else:
+                                     "convention": TASK_CONVENTIONS[task].to_dict(), "rows": [],
+                                     "cost_input_shape": list(probe)}
+            if any(r != "data-trained" for r in chosen):
+                teacher = load_model(t.teacher, peers=opts.peers)
+                t_res = score(teacher, t.teacher)
+                entry["input_psnr"] = t_res.input_psnr
+                entry["teacher_row"] = row(f"teacher {t.teacher}", t_res, teacher, probe, None)
+                teachers.append(teacher_entry(table(task), Path(t.test).name, t.teacher, t_res.psnr))
+            for name in [r for r in chosen if r in ROWS_BY_TASK[task] and r != "multi-weather"]:
+                if name == "data-trained":
                     recipe = bench_recipe(f"bench-data-{task}", task, _student(t.mode), DISTILL_TASKS[task].train,
-                                          root, steps, batch, crop, seed)
-                model, wall = _train(recipe, Path(tmp) / f"{task}-{name}", progress)
-                entry["rows"].append(row(name, score(model, f"{STUDENT}/{name}"), model, probe, wall))
-            entry["teacher_row"] = row(f"teacher {t.teacher}", t_res, teacher, probe, None)
+                                          root, steps, opts.batch, opts.crop, opts.seed)
+                else:
+                    recipe = datafree_recipe(f"bench-{name}-{task}", task, t.mode, [t.label], [{"name": t.teacher}],
+                                             opts.peers, steps, opts.batch, opts.crop, opts.seed,
+                                             {**(options or {}), **DATAFREE_ROWS[name]})
+                model, wall = _train(apply_budget(recipe, opts), Path(tmp) / f"{task}-{name}", opts)
+                res = score(model, f"{STUDENT}/{name}")
+                entry["input_psnr"] = res.input_psnr
+                entry["rows"].append(row(name, res, model, probe, wall))
+                scores.append(score_entry(table(task), name, Path(t.test).name, res.psnr, res.ssim,
+                                          reference="data-trained", teacher=None if name == "data-trained" else t.teacher))
             results[task] = entry
         if "multi-weather" in chosen:
-            teachers = [{"name": TASKS[k].teacher, "degradations": [TASKS[k].label],
-                         **({"per_channel": True} if TASKS[k].mode == "gray" else {})} for k in chosen_tasks]
+            multi = [{"name": TASKS[k].teacher, "degradations": [TASKS[k].label],
+                      **({"per_channel": True} if TASKS[k].mode == "gray" else {})} for k in chosen_tasks]
             gray_teacher = any(TASKS[k].mode == "gray" for k in chosen_tasks)  # per-channel: bound the colour
             recipe = datafree_recipe("bench-datafree-multi", chosen_tasks[0], "rgb",
-                                     [TASKS[k].label for k in chosen_tasks], teachers, peers, multi_steps, batch,
-                                     crop, seed, {**({"chroma": 0.5} if gray_teacher else {}), **(options or {})})
-            model, wall = _train(recipe, Path(tmp) / "multi", progress)
+                                     [TASKS[k].label for k in chosen_tasks], multi, opts.peers, multi_steps,
+                                     opts.batch, opts.crop, opts.seed,
+                                     {**({"chroma": 0.5} if gray_teacher else {}), **(options or {})})
+            recipe = apply_budget(recipe, opts)
+            if opts.time_budget is None:
+                recipe["train"]["steps"] = recipe["train"]["ckpt_every"] = multi_steps
+                recipe["train"]["val_every"] = multi_steps + 1
+            model, wall = _train(recipe, Path(tmp) / "multi", opts)
             for task in chosen_tasks:
                 wrapped = GrayAsRGB(model) if TASKS[task].mode == "gray" else model
                 probe = tuple(results[task]["cost_input_shape"])
                 res = scorer(task)(wrapped, f"{STUDENT}/multi-weather")
                 results[task]["rows"].append(row("multi-weather", res, wrapped, probe, wall))
-    for entry in results.values():
-        by = {r["row"]: r for r in entry["rows"]}
-        ref = by.get("data-trained", {}).get("psnr")
-        for r in entry["rows"]:
-            r["vs_data_trained"] = None if ref is None else r["psnr"] - ref
-    return {"bench": "datafree", "student": {"name": STUDENT, "args": STUDENT_ARGS},
-            "budget": {"steps": steps, "multi_steps": multi_steps if "multi-weather" in chosen else None,
-                       "batch": batch, "crop": crop, "seed": seed, "test_limit": test_limit},
-            "options": dict(options or {}), "goal_db": GOAL_DB, "tasks": list(results.values())}
+                scores.append(score_entry(table(task), "multi-weather", Path(TASKS[task].test).name, res.psnr,
+                                          res.ssim, reference="data-trained", teacher=TASKS[task].teacher))
+    return {"bench": "datafree", "student": {"name": STUDENT, "args": STUDENT_ARGS}, "seed": opts.seed,
+            "steps": steps, "multi_steps": multi_steps if "multi-weather" in chosen else None,
+            "options": dict(options or {}), "goal_db": GOAL_DB, "tasks": list(results.values()),
+            "scores": scores, "teachers": teachers}
 
 
-def format_datafree_bench(result: dict[str, Any]) -> str:
-    """One text table per task, with the goal (data-free within 1 dB of data-trained)."""
-    b = result["budget"]
-    limit = "" if b["test_limit"] is None else f"; first {b['test_limit']} test images"
-    lines = [f"data-free distillation: student {result['student']['name']} {result['student']['args']}, "
-             f"{b['steps']} steps x batch {b['batch']} of {b['crop']}px, seed {b['seed']}{limit}"
-             + (f"; multi-weather {b['multi_steps']} steps" if b.get("multi_steps") else "")
-             + "".join(f"; {k}: {v}" for k, v in result.get("options", {}).items())]
-    for e in result["tasks"]:
-        lines += ["", f"{e['task']}: {e['test']} ({e['mode']}), teacher {e['teacher']}; {e['convention']['text']}",
-                  f"{'row':22} {'PSNR':>7} {'SSIM':>6} {'vs data':>8} {'params':>9} {'GMACs':>6} {'CPU ms':>7} "
-                  f"{'train s':>7}"]
-        for r in [*e["rows"], e["teacher_row"]]:
-            delta = "" if r.get("vs_data_trained") is None else f"{r['vs_data_trained']:+.2f}"
-            wall = "" if r["train_wall_s"] is None else f"{r['train_wall_s']:.0f}"
-            lines.append(f"{r['row']:22} {r['psnr']:>7.2f} {r['ssim']:>6.3f} {delta:>8} {r['params']:>9,} "
-                         f"{r['macs'] / 1e9:>6.2f} {r['cpu_ms']:>7.1f} {wall:>7}")
-        lines.append(f"{'degraded input':22} {e['input_psnr']:>7.2f}")
-        gap = next((r["vs_data_trained"] for r in e["rows"] if r["row"] == "data-free"), None)
-        if gap is not None:
-            verdict = "met" if gap >= -result["goal_db"] else "not met"
-            lines.append(f"goal (data-free within {result['goal_db']:g} dB of data-trained): {verdict} ({gap:+.2f} dB)")
-    return "\n".join(lines)
+def datafree_bench(data_root: str | os.PathLike[str], opts: BenchOptions, tasks: list[str] | None = None,
+                   rows: list[str] | None = None, multi_steps: int | None = None,
+                   options: dict[str, Any] | None = None, command: str | None = None) -> dict[str, Any]:
+    """``kdrestore bench datafree``: per task its single-task rows, plus one multi-weather student over all
+    the tasks, every seed; every row compared with ``data-trained``."""
+    chosen_tasks = list(tasks or TASKS)
+    chosen = list(rows or ROWS)
+    unit, kw = "kdrestore.evaluate.bench_datafree:run_datafree_bench", {"data_root": str(data_root),
+                                                                        "multi_steps": multi_steps, "options": options}
+    plan = []
+    for task in chosen_tasks:
+        single = _single_rows(rows, task)
+        if single:
+            plan.append((unit, single, {**kw, "tasks": [task]}))
+    if "multi-weather" in chosen:
+        plan.append((unit, ["multi-weather"], {**kw, "tasks": chosen_tasks}))
+    record = run_bench("datafree", plan, opts, row_key="rows", command=command)
+    record["goal_db"] = GOAL_DB
+    return record
 
 
-__all__ = ["ROWS", "TASKS", "GrayAsRGB", "datafree_recipe", "format_datafree_bench", "run_datafree_bench"]
+__all__ = ["ROWS", "ROWS_BY_TASK", "TASKS", "GrayAsRGB", "datafree_bench", "datafree_recipe", "run_datafree_bench"]

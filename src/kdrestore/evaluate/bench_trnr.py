@@ -7,7 +7,9 @@ steps and seed (:func:`.bench.bench_recipe`); only the sampler and the step diff
 * ``ordinary``: random patches of the few images, degraded on the fly, ``batch`` tasks' worth of
   patches per step (``tasks x (n_freqs k_shot + query_freqs query_shots)``: the same patches per step);
 * ``trnr``: ``batch`` N-frequency-K-shot tasks per step over the clustered patches, first-order MAML
-  with learned per-layer inner rates (:mod:`kdrestore.distill.methods.trnr`).
+  with learned per-layer inner rates (:mod:`kdrestore.distill.methods.trnr`), queries from unseen clusters;
+* ``trnr-official``: the authors' setting: one fixed inner rate for every layer and the official query
+  composition (new patches of n-1 support clusters plus one unseen cluster, ``tasks.query: official``).
 
 A TRNR step also runs ``inner_steps`` passes over every support set, so it costs more than an
 ordinary step: the table reports each row's training time. Tasks:
@@ -33,10 +35,11 @@ from ..data.imageio import list_images
 from ..data.tasks import eval_samples
 from ..errors import KdrestoreError
 from .bench import bench_recipe, train_and_score
+from .bench_common import BenchOptions, apply_budget, check_rows, run_bench, score_entry
 from .metrics import TASK_CONVENTIONS
 from .runner import EvalResult, evaluate
 
-ROWS = ("ordinary", "trnr")
+ROWS = ("ordinary", "trnr", "trnr-official")
 LOSSES = [{"name": "l1", "weight": 1.0}, {"name": "ssim", "weight": 5.0}]
 
 
@@ -80,20 +83,19 @@ def _label(test: str, sigma: float | None) -> str:
     return name if sigma is None else f"{name} s{sigma:g}"
 
 
-def run_trnr_bench(task_name: str, data_root: str | os.PathLike[str], *, images: int | str = 20, steps: int = 100,
-                   batch: int = 4, crop: int = 48, seed: int = 0, inner_steps: int = 2, inner_lr: float = 1e-3,
-                   full_size: bool = False, methods: list[str] | None = None, test_limit: int | None = None,
-                   workdir: str | None = None, progress: bool = False) -> dict[str, Any]:
-    """Train each row at the same budget on the few images and score it on the task's test sets."""
-    if task_name not in TASKS:
-        raise KdrestoreError(f"bench trnr covers {sorted(TASKS)}, not {task_name!r}")
-    chosen = list(methods or ROWS)
-    if any(m not in ROWS for m in chosen):
-        raise KdrestoreError(f"unknown rows {[m for m in chosen if m not in ROWS]}; choose from {list(ROWS)}")
+OFFICIAL = {"trnr-official": {"query": "official"}}  # + fixed inner rates (learn_inner_lr false)
+ROWS_BY_TASK = {t: ROWS for t in TASKS}
+
+
+def run_trnr_bench(task_name: str, data_root: str | os.PathLike[str], opts: BenchOptions, images: int | str = 20,
+                   inner_steps: int = 2, inner_lr: float = 1e-3, full_size: bool = False,
+                   methods: list[str] | None = None) -> dict[str, Any]:
+    """One seed: train each row at the same budget (patches per step) on the few images and score it on
+    the task's test sets; ``trnr`` rows are compared with ``ordinary``. ``opts.batch`` is tasks per step."""
+    chosen = check_rows(methods, task_name, ROWS_BY_TASK, "trnr")
     task, root = TASKS[task_name], Path(data_root)
     folder = root / task.train["path"]
     n_images = image_count(images, folder)
-    per_task = task.tasks["n_freqs"] * task.tasks["k_shot"] + task.tasks["query_freqs"] * task.tasks["query_shots"]
     mode, model = task.train["mode"], {"name": task.full_model if full_size else task.model}
     conv = TASK_CONVENTIONS[task_name]
     inputs: dict[str, float] = {}
@@ -101,66 +103,62 @@ def run_trnr_bench(task_name: str, data_root: str | os.PathLike[str], *, images:
     def scorer(test: str, sigma: float | None) -> Callable[[nn.Module, str], EvalResult]:
         def score(net: nn.Module, name: str) -> EvalResult:
             samples, total, desc = eval_samples(task_name, root / test, sigma=sigma or 25.0, mode=mode,
-                                                limit=test_limit)
-            res = evaluate(net, samples, conv, name=name, task=task_name, data=desc, limit=test_limit,
-                           progress=progress, total=total)
+                                                limit=opts.test_limit)
+            res = evaluate(net, samples, conv, name=name, task=task_name, data=desc, limit=opts.test_limit,
+                           progress=opts.progress, total=total)
             inputs[_label(test, sigma)] = res.input_psnr
             return res
         return score
 
     probe = (1, 1 if mode == "gray" else 3, 256, 256)
+    table = f"trnr {task_name}: {model['name']} on {n_images} images"
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+    scores = []
+    with tempfile.TemporaryDirectory(dir=opts.workdir) as tmp:
         options = {**task.tasks, "cache_dir": str(Path(tmp) / "patches")}
-        bank = TaskDataset(folder, task.train["degradation"], task.train.get("params"), patch=crop, mode=mode,
-                           limit=n_images, seed=seed, options=options).bank  # the clustering, cached for the run
+        bank = TaskDataset(folder, task.train["degradation"], task.train.get("params"), patch=opts.crop, mode=mode,
+                           limit=n_images, seed=opts.seed, options=options).bank  # the clustering, cached for the run
         for name in chosen:
+            row_options = {**options, **OFFICIAL.get(name, {})}
+            probe_set = TaskDataset(folder, task.train["degradation"], task.train.get("params"), patch=opts.crop,
+                                    mode=mode, limit=n_images, seed=opts.seed, options=row_options)
+            per_task = task.tasks["n_freqs"] * task.tasks["k_shot"] + probe_set.query_size
             train = {**copy.deepcopy(task.train), "kind": "synth", "limit": n_images}
-            recipe = bench_recipe(f"bench-trnr-{task_name}-{name}", task_name, model, train, root, steps,
-                                  batch * per_task, crop, seed)
+            recipe = bench_recipe(f"bench-trnr-{task_name}-{name}", task_name, model, train, root, 1,
+                                  opts.batch * per_task, opts.crop, opts.seed)
+            apply_budget(recipe, opts, crops_per_step=opts.batch * per_task)
             recipe["train"]["losses"] = copy.deepcopy(LOSSES)
-            if name == "trnr":
-                recipe["data"]["train"].update(kind="tasks", tasks=options)
-                recipe["train"]["batch_size"] = batch
-                recipe["distill"] = {"method": "trnr", "options": {"inner_steps": inner_steps, "inner_lr": inner_lr}}
+            if name != "ordinary":
+                recipe["data"]["train"].update(kind="tasks", tasks=row_options)
+                recipe["data"]["train"].pop("pipeline", None)
+                recipe["train"]["batch_size"] = opts.batch
+                recipe["distill"] = {"method": "trnr", "options": {"inner_steps": inner_steps, "inner_lr": inner_lr,
+                                                                   "learn_inner_lr": name == "trnr"}}
             (first, sigma), *others = task.tests
             row, net = train_and_score(recipe, Path(tmp) / name, scorer(first, sigma), probe,
-                                       f"{model['name']}/{name}", progress)
-            scores = {_label(first, sigma): {"psnr": row.pop("psnr"), "ssim": row.pop("ssim")}}
+                                       f"{model['name']}/{name}", opts.progress)
+            row_scores = {_label(first, sigma): {"psnr": row.pop("psnr"), "ssim": row.pop("ssim")}}
             for test, s in others:
                 res = scorer(test, s)(net, f"{model['name']}/{name}")
-                scores[_label(test, s)] = {"psnr": res.psnr, "ssim": res.ssim}
-            rows.append({"method": name, "scores": scores, **row})
-    base = next((r for r in rows if r["method"] == "ordinary"), None)
-    for r in rows:
-        r["delta_vs_ordinary"] = None if base is None else {k: v["psnr"] - base["scores"][k]["psnr"]
-                                                            for k, v in r["scores"].items()}
+                row_scores[_label(test, s)] = {"psnr": res.psnr, "ssim": res.ssim}
+            rows.append({"method": name, "scores": row_scores, "patches_per_step": opts.batch * per_task, **row})
+            for metric, v in row_scores.items():
+                scores.append(score_entry(table, name, metric, v["psnr"], v["ssim"], reference="ordinary"))
     return {"bench": "trnr", "task": task_name, "model": model["name"], "train": task.train["path"],
             "degradation": task.train["degradation"], "images": n_images, "tests": [_label(*t) for t in task.tests],
             "convention": conv.to_dict(), "input_psnr": inputs, "rows": rows, "cost_input_shape": list(probe),
-            "patches": len(bank.labels), "clusters": bank.clusters,
-            "budget": {"steps": steps, "tasks_per_step": batch, "patches_per_step": batch * per_task, "crop": crop,
-                       "seed": seed, "inner_steps": inner_steps, "inner_lr": inner_lr, **task.tasks}}
+            "patches": len(bank.labels), "clusters": bank.clusters, "seed": opts.seed,
+            "inner_steps": inner_steps, "inner_lr": inner_lr, "tasks": task.tasks, "scores": scores}
 
 
-def format_trnr_bench(result: dict[str, Any]) -> str:
-    """One task's rows as a text table (PSNR/SSIM per test set, then cost and training time)."""
-    b = result["budget"]
-    lines = [f"trnr {result['task']}: {result['model']} trained on {result['images']} clean images of "
-             f"{result['train']} + {result['degradation']}; {result['convention']['text']}",
-             f"budget: {b['steps']} steps, seed {b['seed']}, {b['crop']}px patches; ordinary: {b['patches_per_step']} "
-             f"patches/step; trnr: {b['tasks_per_step']} tasks/step of {b['n_freqs']} freq x {b['k_shot']} shot + "
-             f"{b['query_freqs']} x {b['query_shots']} query, {b['inner_steps']} inner steps (lr {b['inner_lr']:g}); "
-             f"{result['patches']} patches in {result['clusters']} clusters",
-             f"{'row':16}" + "".join(f" {t + ' PSNR':>15} {'SSIM':>6} {'vs ord':>6}" for t in result["tests"])
-             + f" {'params':>9} {'train s':>7}"]
-    for r in result["rows"]:
-        cells = ""
-        for t in result["tests"]:
-            d = r["delta_vs_ordinary"]
-            delta = "" if d is None or r["method"] == "ordinary" else f"{d[t]:+.2f}"
-            cells += f" {r['scores'][t]['psnr']:>15.2f} {r['scores'][t]['ssim']:>6.3f} {delta:>6}"
-        lines.append(f"{r['method']:16}{cells} {r['params']:>9,} {r['train_wall_s']:>7.0f}")
-    inputs = [result["input_psnr"].get(t, float("nan")) for t in result["tests"]]
-    lines.append(f"{'degraded input':16}" + "".join(f" {v:>15.2f} {'':>6} {'':>6}" for v in inputs))
-    return "\n".join(lines)
+def trnr_bench(tasks: list[str], data_root: str | os.PathLike[str], opts: BenchOptions, images: int | str = 20,
+               full_size: bool = False, methods: list[str] | None = None,
+               command: str | None = None) -> dict[str, Any]:
+    """``kdrestore bench trnr``: per task, ordinary training vs TRNR (ours and the official setting)."""
+    plan = [("kdrestore.evaluate.bench_trnr:run_trnr_bench", check_rows(methods, t, ROWS_BY_TASK, "trnr"),
+             {"task_name": t, "data_root": str(data_root), "images": images, "full_size": full_size})
+            for t in tasks]
+    return run_bench("trnr", plan, opts, row_key="methods", command=command)
+
+
+__all__ = ["ROWS", "TASKS", "image_count", "run_trnr_bench", "trnr_bench"]

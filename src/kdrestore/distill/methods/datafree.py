@@ -33,6 +33,12 @@ the teacher covering the sample's label (``distill.teachers[i].degradations``; s
 
   ``CR_i`` in the features of teacher ``i`` (its first ``contrastive_layers`` feature points, or
   ``distill.contrastive.points``) over the ``n_i`` samples it covers.
+* **degradation-aware adversary** (``adversarial_degradation: true``; off by default): the degradation
+  parameters given as ranges (haze ``beta``/``airlight``, rain ``veil``/``veil_airlight``, a noise
+  ``sigma`` range) are moved by learned offsets inside their ranges
+  (:class:`~kdrestore.distill.generator.DegradationShift`), trained with ``G`` in the generator phase,
+  so the adversary searches the degradation too, not only the image content; the student step uses the
+  moved parameters; the moved mid-points are logged as ``gen_shift_<label>.<param>``.
 
 G's weights and optimiser are saved with the training state: a resumed run continues exactly. Grids of
 G's (clean | degraded) samples for fixed codes go to ``<run>/generator/step_<step>.png`` every
@@ -56,8 +62,8 @@ from ...data.latent import latent_labels
 from ...engine.logger import RunLogger
 from ...engine.method import Method
 from ...errors import KdrestoreError
-from ..generator import (DegradationAwareGenerator, Latents, crop_windows, draw_latents, mode_seeking, probe_seeds,
-                         sample_grid, synthesis_params, total_variation)
+from ..generator import (DegradationAwareGenerator, DegradationShift, Latents, crop_windows, draw_latents,
+                         mode_seeking, probe_seeds, sample_grid, synthesis_params, total_variation)
 from ..losses import ContrastiveRegularization, HookedFeatures, output_distillation
 from ..losses.bnstats import BatchNormStatistics
 from ..teacher import check_output_range, load_teacher
@@ -87,6 +93,7 @@ class DataFreeOptions:
     contrastive_layers: int = 1
     sample_every: int = 0  # write a sample grid every N steps (0: never)
     sample_count: int = 4  # samples per label in a grid
+    adversarial_degradation: bool = False  # the generator phase also moves the degradation parameters
 
 
 def _is_main() -> bool:
@@ -127,6 +134,11 @@ class DataFreeDistillation(Method):
             torch.manual_seed(zlib.crc32(f"datafree-generator/{cfg.train.seed}".encode()))
             self.generator = DegradationAwareGenerator(self.channels, o.latent_channels, o.generator_width,
                                                        chroma=o.chroma)
+        used = {k: v for k, v in self.params.items() if k in self.labels}
+        self.shift = DegradationShift(used) if o.adversarial_degradation else None
+        if self.shift is not None and not self.shift.ranges:
+            raise KdrestoreError("distill.options.adversarial_degradation: no degradation parameter of "
+                                 f"{self.labels} is a range to move within (data.train.params)")
         self._given_teachers, self._checked = teachers, False
         self.updates, self._step, self._log, self._resume_step = 0, 0, None, None
 
@@ -154,7 +166,14 @@ class DataFreeDistillation(Method):
                 self.contrastive.append(ContrastiveRegularization(HookedFeatures(t.model, points),
                                                                   d.contrastive.layer_weights).to(device))
         self.generator.to(device)
-        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=o.generator_lr, betas=o.generator_betas)
+        if self.shift is not None:
+            self.shift.to(device)
+        self.g_optimizer = torch.optim.Adam(self.generator_parameters(), lr=o.generator_lr, betas=o.generator_betas)
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """What the adversarial phase trains: the generator, and the degradation shifts when enabled."""
+        extra = list(self.shift.parameters()) if self.shift is not None else []
+        return [*self.generator.parameters(), *extra]
 
     # ---- sampling and routing -----------------------------------------------------------------
     def latents(self, seeds: list[int], labels: list[str], size: int | None = None) -> Latents:
@@ -166,7 +185,7 @@ class DataFreeDistillation(Method):
 
     def sample(self, lat: Latents) -> tuple[Tensor, Tensor, Tensor]:
         """``(window of x, window of J, whole x)`` of the latents (gradients flow to the generator)."""
-        full, clean = self.generator(lat)
+        full, clean = self.generator(self.shift(lat) if self.shift is not None else lat)
         return crop_windows(full, lat.window, self.size), crop_windows(clean, lat.window, self.size), full
 
     def _index(self, i: int, labels: list[str], device: Any) -> Tensor:
@@ -241,7 +260,7 @@ class DataFreeDistillation(Method):
         """One update of the generator, maximising the teacher-student discrepancy; returns its terms."""
         o, terms = self.opts, self.generator_terms(step, k)
         disc = terms.pop("discrepancy")
-        params = [p for p in self.generator.parameters() if p.requires_grad]
+        params = [p for p in self.generator_parameters() if p.requires_grad]
         grads = torch.autograd.grad(sum(terms.values()), params, allow_unused=True)
         for p, g in zip(params, grads):
             p.grad = torch.zeros_like(p) if g is None else g
@@ -250,7 +269,8 @@ class DataFreeDistillation(Method):
         self.g_optimizer.step()
         self.g_optimizer.zero_grad(set_to_none=True)
         self.updates += 1
-        return {"discrepancy": float(disc.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+        moved = {f"shift_{k}": v for k, v in self.shift.midpoints().items()} if self.shift is not None else {}
+        return {"discrepancy": float(disc.detach()), **{k: float(v.detach()) for k, v in terms.items()}, **moved}
 
     def _write_log(self, step: int, stats: dict[str, float]) -> None:
         if self._log is None:
@@ -262,7 +282,8 @@ class DataFreeDistillation(Method):
         """A grid (``H x W x 3``) of (clean | degraded) samples, ``count`` per label, for fixed latent codes."""
         n = count or self.opts.sample_count
         labels = [lab for lab in self.labels for _ in range(n)]
-        x, clean = self.generator(self.latents(probe_seeds(self.cfg.train.seed, len(labels)), labels, size))
+        lat = self.latents(probe_seeds(self.cfg.train.seed, len(labels)), labels, size)
+        x, clean = self.generator(self.shift(lat) if self.shift is not None else lat)
         return sample_grid(clean, x, labels)
 
     def save_samples(self, step: int) -> Path | None:
@@ -274,11 +295,14 @@ class DataFreeDistillation(Method):
     # ---- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.state_dict(), "optimizer": self.g_optimizer.state_dict(),
-                "updates": self.updates, "step": self._step + 1}
+                "updates": self.updates, "step": self._step + 1,
+                **({"shift": self.shift.state_dict()} if self.shift is not None else {})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
             self.generator.load_state_dict(state["generator"])
+            if self.shift is not None and "shift" in state:
+                self.shift.load_state_dict(state["shift"])
             self.g_optimizer.load_state_dict(state["optimizer"])
             self.updates, self._resume_step = int(state["updates"]), int(state["step"])
 

@@ -22,16 +22,23 @@ Our reading, on the general teacher-student machinery of :mod:`.kd` (the pairing
           [+ output.weight * d(S(x), T(y))  only when ``distill.output`` is set; the recipes set null]
 
   The other terms of ``kd`` (feature losses fakd/rsd, contrastive) also work; they see ``T(y)`` too.
+* **perceptual loss** (option; the paper's student also has one, in a pretrained classification
+  network's space, which we do not have offline): with ``perceptual_weight > 0`` the student's OUTPUT
+  and the clean image both pass through the teacher's encoder (``perceptual_points``, default the
+  teacher's first two ``feature_points``: ``down1, down2``), and
+  ``perceptual_weight * mean_k L1(E_k(S(x)), E_k(y))`` is added (``kddn_perceptual``); the gradient
+  flows through the frozen teacher into the student.
 """
 from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from ...engine.losses import pixel_losses
 from ...errors import KdrestoreError
-from ..losses import output_distillation
+from ..losses import HookedFeatures, output_distillation
 from ..teacher import check_output_range
 from .kd import FeaturePair, KnowledgeDistillation
 
@@ -43,9 +50,13 @@ class HeterogeneousTaskImitation(KnowledgeDistillation):
 
     def setup(self, student: nn.Module, device: Any, example: dict[str, Any]) -> None:
         d = self.dcfg
-        unknown = set(d.options) - {"feature_weight"}
+        known = {"feature_weight", "perceptual_weight", "perceptual_points"}
+        unknown = set(d.options) - known
         if unknown:
-            raise KdrestoreError(f"distill.options: unknown key(s) {sorted(unknown)} for kddn (known: feature_weight)")
+            raise KdrestoreError(f"distill.options: unknown key(s) {sorted(unknown)} for kddn (known: {sorted(known)})")
+        self.perceptual_weight = float(d.options.get("perceptual_weight", 0.0))
+        if self.perceptual_weight < 0:
+            raise KdrestoreError(f"distill.options.perceptual_weight must be >= 0, got {self.perceptual_weight}")
         if d.pseudo_label:
             raise KdrestoreError("kddn learns from ground truth: distill.pseudo_label must be false")
         if not d.features:
@@ -56,6 +67,24 @@ class HeterogeneousTaskImitation(KnowledgeDistillation):
             d.features = [FeaturePair(student=p, teacher=p, loss="fitnet", weight=weight, criterion="l1")
                           for p in points]
         super().setup(student, device, example)
+        self.perceptual: HookedFeatures | None = None
+        if self.perceptual_weight > 0:
+            teacher = self.teachers[0].model
+            points = list(d.options.get("perceptual_points") or list(getattr(teacher, "feature_points", []))[:2])
+            if not points:
+                raise KdrestoreError("kddn: the teacher declares no feature_points; list "
+                                     "distill.options.perceptual_points (its encoder's module paths)")
+            self.perceptual = HookedFeatures(teacher, points)
+
+    def perceptual_term(self, output: Tensor, clean: Tensor) -> Tensor:
+        """``mean_k L1(E_k(output), E_k(clean))`` in the teacher's encoder space (gradient to ``output``)."""
+        assert self.perceptual is not None
+        with torch.no_grad():
+            target = self.perceptual(clean)
+        feats = self.perceptual(output)
+        for hooks in self.teacher_hooks:  # these passes are not the feature-imitation pass
+            hooks.features = {}
+        return torch.stack([(f.float() - t.float()).abs().mean() for f, t in zip(feats, target)]).mean()
 
     def losses(self, batch: dict[str, Any], output: Tensor, step: int) -> dict[str, Tensor]:
         d, clean = self.dcfg, batch["target"]
@@ -68,6 +97,8 @@ class HeterogeneousTaskImitation(KnowledgeDistillation):
             terms["kd_output"] = d.output.weight * output_distillation(output, reconstruction,
                                                                        criterion=d.output.criterion)
         terms.update(self._feature_terms(clean))  # student features from the hazy pass, teacher's from y
+        if self.perceptual is not None:
+            terms["kddn_perceptual"] = self.perceptual_weight * self.perceptual_term(output, clean)
         if self.contrastive is not None and d.contrastive is not None:
             terms["kd_contrastive"] = d.contrastive.weight * self.contrastive(output, clean, batch["input"])
         return terms

@@ -31,6 +31,11 @@ Our reading (the schedule, the targets and their weights are ours, not the paper
 
   ``d`` is ``criterion`` (l1 by default). The snapshot sees the CLEAN image: the live network, seeing
   haze, is pulled toward the scene features it extracted from haze-free images.
+
+  A frozen snapshot run on the clean image returns about the clean image, so ``spdd_output`` mostly
+  repeats the pixel loss: ``output_weight: 0`` measures the feature term on its own (the
+  ``spdd-feature`` row of ``kdrestore bench methods``). ``identity_steps: 0`` with ``snapshot: frozen``
+  (a snapshot of the random initial weights) is refused.
 """
 from __future__ import annotations
 
@@ -87,6 +92,12 @@ class SelfParameterDistillation(Method):
         if o.identity_steps < 0 or o.transition_steps < 0 or not 0.0 <= o.identity_floor <= 1.0:
             raise KdrestoreError("distill.options: identity_steps and transition_steps must be >= 0 and "
                                  "identity_floor in [0, 1]")
+        if o.snapshot == "frozen" and o.identity_steps == 0:
+            raise KdrestoreError("distill.options: identity_steps 0 with snapshot 'frozen' would distil from the "
+                                 "untrained initial weights; give identity_steps >= 1 or snapshot 'ema'")
+        if o.output_weight < 0 or o.feature_weight < 0:
+            raise KdrestoreError(f"distill.options: output_weight and feature_weight must be >= 0, got "
+                                 f"{o.output_weight} and {o.feature_weight}")
         if not 0.0 < o.ema_decay < 1.0:
             raise KdrestoreError(f"distill.options.ema_decay must be in (0, 1), got {o.ema_decay}")
         self.step, self.taken, self.updates = 0, False, 0

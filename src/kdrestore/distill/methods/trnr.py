@@ -47,7 +47,8 @@ from .kd import teacherless_options
 class TRNROptions:
     inner_steps: int = 2  # SGD steps on the support of each task
     inner_lr: float = 1e-3  # initial inner learning rate of every layer
-    learn_inner_lr: bool = True  # optimise the per-layer rates with the network (outer Adam)
+    learn_inner_lr: bool = True  # optimise the per-layer rates with the network (outer Adam); False: the
+    # official code's setting, one fixed rate (inner_lr) for every layer
 
 
 def _key(name: str) -> str:
