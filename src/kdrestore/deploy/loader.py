@@ -6,7 +6,6 @@ Shipped students live in ``kdrestore/pretrained/<name>/`` as ``model.safetensors
 from __future__ import annotations
 
 import difflib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +15,10 @@ import torch
 from torch import nn
 
 from ..errors import KdrestoreError
+# shipped-student lookups live with the models; re-exported here for the deploy API
+from ..models.shipped import CARD_REQUIRED, PRETRAINED_DIR, card_weights, read_card, shipped_names  # noqa: F401
 from ..models.weights import compare_state_dict, load_weights
 
-PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
-CARD_REQUIRED = ("model", "task", "channels")
 # the shipped student that ``kdrestore restore --task T`` uses when no --model is given, and the one
 # that takes colour images instead when the first is gray (without it the gray student restores the
 # luminance of colour images, chroma kept)
@@ -42,24 +41,6 @@ class ModelSpec:
     card: dict[str, Any] = field(default_factory=dict)
 
 
-def shipped_names(root: Path | None = None) -> list[str]:
-    """Names of the pretrained students shipped inside the package (folders with a ``card.json``)."""
-    root = root or PRETRAINED_DIR
-    return sorted(d.name for d in root.iterdir() if (d / "card.json").is_file()) if root.is_dir() else []
-
-
-def read_card(folder: Path) -> dict[str, Any]:
-    """Read and check a model card (``card.json``)."""
-    try:
-        card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise KdrestoreError(f"cannot read model card {folder / 'card.json'}: {exc}") from exc
-    missing = [k for k in CARD_REQUIRED if k not in card]
-    if not isinstance(card, dict) or missing:
-        raise KdrestoreError(f"model card {folder / 'card.json'} lacks {', '.join(missing) or 'a mapping'}")
-    return card
-
-
 def _channels(entry_meta: dict[str, Any], args: dict[str, Any]) -> int:
     return int(args.get("in_channels", entry_meta.get("channels", 3)))
 
@@ -69,7 +50,7 @@ def _from_card(folder: Path, weights: str | os.PathLike[str] | None, device: str
 
     card = read_card(folder)
     model = build_model(card["model"], **card.get("args", {}))
-    path = Path(weights) if weights else folder / card.get("weights", "model.safetensors")
+    path = Path(weights) if weights else card_weights(folder, card)
     load_weights(model, path)
     return ModelSpec(model.to(torch.device(device)).eval(), card["model"], int(card["channels"]),
                      card["task"], f"pretrained '{folder.name}' ({path.name})", card)

@@ -15,10 +15,10 @@ from torch import Tensor, nn
 
 from ..errors import KdrestoreError
 from ..fsutil import atomic_write_json
+from ..models.shipped import PRETRAINED_DIR, card_weights, read_card
 from ..models.weights import compare_state_dict, read_state_dict
 from .checkpoint import CheckpointManager
 
-PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 LINEAGE_FILE = "lineage.json"
 
 
@@ -31,8 +31,8 @@ def resolve_init(source: str) -> tuple[dict[str, Tensor], dict[str, Any], list[d
     shipped = PRETRAINED_DIR / source
     path = Path(source)
     if "/" not in source and (shipped / "card.json").is_file():
-        card = json.loads((shipped / "card.json").read_text())
-        weights = shipped / str(card.get("weights", "model.safetensors"))
+        card = read_card(shipped)
+        weights = card_weights(shipped, card)
         record = {"kind": "shipped", "source": source, "sha256": _sha256(weights),
                   "trained": card.get("training", {}).get("budget") if isinstance(card.get("training"), dict) else None}
         return read_state_dict(weights), record, list(card.get("lineage", []))
