@@ -16,7 +16,8 @@ from torch import nn
 
 from ..errors import KdrestoreError
 # shipped-student lookups live with the models; re-exported here for the deploy API
-from ..models.shipped import CARD_REQUIRED, PRETRAINED_DIR, card_weights, read_card, shipped_names  # noqa: F401
+from ..models import shipped as _shipped
+from ..models.shipped import CARD_REQUIRED, PRETRAINED_DIR, card_weights, read_card  # noqa: F401
 from ..models.weights import compare_state_dict, load_weights
 
 # the shipped student that ``kdrestore restore --task T`` uses when no --model is given, and the one
@@ -27,6 +28,11 @@ DEFAULT_COLOR_MODELS = {"denoise": "denoise-color"}
 # derain: the student per kind of rain (`kdrestore restore --task derain --rain light|heavy`); heavy is the default
 RAIN_MODELS = {"heavy": "derain-small", "light": "derain-light"}
 DEFAULT_RAIN = "heavy"
+
+
+def shipped_names(root: Path | None = None) -> list[str]:
+    """Names of the shipped students in ``root`` (default: this module's ``PRETRAINED_DIR``)."""
+    return _shipped.shipped_names(root or PRETRAINED_DIR)
 
 
 @dataclass
