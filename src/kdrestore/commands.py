@@ -218,7 +218,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_samples(args: argparse.Namespace) -> int:
-    from .distill.generator import render_run
+    from .distill.methods.datafree_view import render_run
 
     out = render_run(args.run_dir, args.output, count=args.count, size=args.size)
     print(f"wrote {out}: one row per degradation, (clean | degraded) pairs; grids saved during training "

@@ -111,7 +111,7 @@ def test_two_stage_run_resumes_exactly_and_loads_back(tmp_path):
 def test_recipes_validate(recipe, monkeypatch):
     from pathlib import Path
 
-    from kdrestore.engine.method import build_method
+    from kdrestore.distill.methods import build_method
 
     monkeypatch.setenv("KDRESTORE_DATA", "/data")
     cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "derain" / f"{recipe}.yaml")

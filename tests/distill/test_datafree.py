@@ -234,7 +234,7 @@ def test_distill_cli_needs_no_data_and_saves_viewable_samples(tmp_path, tiny_tea
 
 
 def test_recipes_in_configs_validate():
-    from kdrestore.engine.method import build_method
+    from kdrestore.distill.methods import build_method
 
     recipes = sorted((Path(__file__).resolve().parents[2] / "configs" / "datafree").glob("*.yaml"))
     assert len(recipes) >= 4

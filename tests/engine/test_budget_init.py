@@ -14,7 +14,7 @@ from kdrestore.config import ConfigError, load_config
 from kdrestore.data.pack import PackSource, build_pack
 from kdrestore.engine import Trainer
 from kdrestore.engine.init_from import init_model
-from kdrestore.engine.method import Supervised
+from kdrestore.distill.method import Supervised
 from kdrestore.errors import KdrestoreError
 from kdrestore.models.registry import build_model
 from runutil import final_weights, losses_of, stop_at

@@ -6,7 +6,7 @@ import torch
 from kdrestore.config import ConfigError, load_config
 from kdrestore.engine import Trainer, TrainingDiverged
 from kdrestore.engine import checkpoint as checkpoint_module
-from kdrestore.engine.method import Supervised
+from kdrestore.distill.method import Supervised
 from kdrestore.errors import KdrestoreError
 from runutil import final_weights, losses_of, stop_at
 

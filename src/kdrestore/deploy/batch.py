@@ -10,15 +10,19 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable, Protocol
 
 import numpy as np
 
 from ..data.imageio import IMAGE_EXTENSIONS, list_images, natural_key, read_image_full, write_image
 from ..errors import KdrestoreError
 
-if TYPE_CHECKING:
-    from .restore import Restorer
+
+
+class FloatRestorer(Protocol):
+    """What a batch needs of a model (a :class:`~kdrestore.deploy.restore.Restorer`): float image in, out."""
+
+    def restore_float(self, img: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass
@@ -112,7 +116,7 @@ def format_note(files: list[Path]) -> str | None:
             "(lossless: no second round of compression, 16 bit and alpha kept)")
 
 
-def restore_files(restorer: Restorer, inputs: Iterable[str | os.PathLike[str]], outdir: str | os.PathLike[str],
+def restore_files(restorer: FloatRestorer, inputs: Iterable[str | os.PathLike[str]], outdir: str | os.PathLike[str],
                   progress: bool = True, files: list[Path] | None = None) -> RestoreSummary:
     """Restore every image of ``inputs`` (files, folders, globs) into ``outdir`` as ``<stem>.png``.
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -250,31 +249,3 @@ def sample_grid(clean: Tensor, degraded: Tensor, labels: Sequence[str], pad: int
             grid[:, y:y + h, x:x + w] = tile.expand(3, -1, -1).clamp(0, 1)
     return grid.permute(1, 2, 0).numpy()
 
-
-def render_run(run_dir: str | Path, output: str | Path | None = None, *, count: int = 4,
-               size: int | None = None) -> Path:
-    """Render the generator of a data-free run (its latest checkpoint) as a PNG grid; returns the file.
-
-    Default output: ``<run>/generator/view_step_<step>.png``. ``size`` may exceed the training crop (the
-    generator is fully convolutional; a multiple of 4).
-    """
-    from ..config import load_config
-    from ..data.imageio import write_image
-    from ..engine.checkpoint import CheckpointManager
-    from ..engine.method import build_method
-
-    run = Path(run_dir)
-    if not (run / "config.yaml").is_file():
-        raise KdrestoreError(f"{run}: no config.yaml (not a run directory)")
-    method = build_method(load_config(run / "config.yaml"))
-    if not hasattr(method, "render"):
-        raise KdrestoreError(f"{run}: not a data-free run (distill.method is not datafree)")
-    latest = CheckpointManager(run).latest()
-    if latest is None:
-        raise KdrestoreError(f"{run}: no checkpoint yet")
-    state = latest.state().get("method") or {}
-    if "generator" not in state:
-        raise KdrestoreError(f"{latest.folder}/state.pt holds no generator weights")
-    method.generator.load_state_dict(state["generator"])  # type: ignore[attr-defined]
-    out = Path(output) if output else run / "generator" / f"view_step_{latest.step:08d}.png"
-    return write_image(out, method.render(count, size))  # type: ignore[attr-defined]

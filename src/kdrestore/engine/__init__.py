@@ -6,7 +6,7 @@ from typing import Any
 __all__ = ["Trainer", "TrainingDiverged"]
 
 
-def __getattr__(name: str) -> Any:  # lazy, so that engine.losses can be imported on its own
+def __getattr__(name: str) -> Any:  # lazy: importing a part of the engine does not build the trainer
     if name in __all__:
         from . import trainer
 

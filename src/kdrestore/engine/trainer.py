@@ -16,23 +16,24 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..config import RunConfig, config_differences, parse_duration
+from ..data.batched import step_generator
+from ..distill.method import Method
+from ..distill.methods import build_method
 from ..errors import KdrestoreError
 from ..evaluate.metrics import TASK_CONVENTIONS, prepare, psnr_tensor, ssim_tensor
 from ..evaluate.profile import count_macs, count_params
 from ..fsutil import atomic_write_json, atomic_write_text
 from ..models.registry import build_model
 from ..models.weights import load_weights
+from ..rundir.logger import RunLogger
 from . import ddp
-from .checkpoint import CheckpointManager, rng_state, set_rng_state
 from .budget import TimeBudget
+from .checkpoint import CheckpointManager, rng_state, set_rng_state
 from .datasets import KeyedDataset, build_batched, build_dataset
 from .ema import EMA
 from .init_from import LINEAGE_FILE, init_model
-from .logger import RunLogger
-from .method import Method, build_method
 from .optim import build_optimizer, build_scheduler
 from .sampler import GlobalBatchSampler
-from ..data.batched import step_generator
 
 # keys that may change when a run is resumed (extending a run, moving it, logging more often)
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.val_every", "train.ckpt_every",

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import KdrestoreError
-from .report import png_base64
+from .report_parts import png_base64
 
 DISPLAY = 320  # longest side of a gallery picture in the page (the image is restored at full size)
 

@@ -12,7 +12,7 @@ import torch
 
 from .. import __version__
 from .metrics import TASK_CONVENTIONS
-from .report import PlotEntry, Section
+from .report_parts import PlotEntry, Section
 from .report_gallery import gallery_html
 from .svg import Point, line_chart, scatter
 

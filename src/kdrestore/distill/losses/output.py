@@ -10,7 +10,7 @@ from typing import Literal
 
 from torch import Tensor
 
-from ...engine.losses import PIXEL_LOSSES
+from .pixel import PIXEL_LOSSES
 
 Criterion = Literal["l1", "charbonnier", "mse"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ...config import RunConfig
-from ...engine.method import Method
+from ..method import Method, Supervised
 from ...registry import Registry
 from .coic import CoICTraining
 from .datafree import DataFreeDistillation
@@ -24,3 +24,10 @@ METHODS.register("kd-qat", QuantAwareDistillation)  # kd + INT8 fake-quantisatio
 METHODS.register("datafree", DataFreeDistillation)  # generator-made inputs, no data
 METHODS.register("coic", CoICTraining)  # instance-modulated deraining on mixed data (no teacher)
 METHODS.register("trnr", TaskDrivenMetaLearning)  # few-image meta-learning (no teacher)
+
+
+def build_method(cfg: RunConfig) -> Method:
+    """The recipe's method: supervised without a ``distill`` section, else the named distillation method."""
+    if not cfg.distill:
+        return Supervised(cfg)
+    return METHODS.get(str(cfg.distill.get("method", "kd")))(cfg)

@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...config import RunConfig
-from ...engine.losses import pixel_losses
-from ...engine.method import Method
+from ..losses.pixel import pixel_losses
+from ..method import Method
 from ...errors import KdrestoreError
 from ...models.coic import CoICNet
 from .kd import teacherless_options

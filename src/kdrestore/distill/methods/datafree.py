@@ -59,8 +59,8 @@ from torch import Tensor, nn
 from ...config import RunConfig, build_section
 from ...data.imageio import write_image
 from ...data.latent import latent_labels
-from ...engine.logger import RunLogger
-from ...engine.method import Method
+from ...rundir.logger import RunLogger
+from ..method import Method
 from ...errors import KdrestoreError
 from ..generator import (DegradationAwareGenerator, DegradationShift, Latents, crop_windows, draw_latents,
                          mode_seeking, probe_seeds, sample_grid, synthesis_params, total_variation)

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from ...config import RunConfig, build_section
-from ...engine.losses import pixel_losses
+from ..losses.pixel import pixel_losses
 from ...errors import KdrestoreError
 from ..adapters import as_map
 from ..teacher import check_output_range

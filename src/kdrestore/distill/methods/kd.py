@@ -12,8 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from ...config import RunConfig, build_section
-from ...engine.losses import pixel_losses
-from ...engine.method import Method
+from ..losses.pixel import pixel_losses
+from ..method import Method
 from ...errors import KdrestoreError
 from ..adapters import FeatureAdapter, as_map
 from ..hooks import FeatureHooks

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ...engine.losses import pixel_losses
+from ..losses.pixel import pixel_losses
 from ...errors import KdrestoreError
 from ..losses import HookedFeatures, output_distillation
 from ..teacher import check_output_range

@@ -49,8 +49,8 @@ import torch
 from torch import Tensor, nn
 
 from ...config import RunConfig
-from ...engine.losses import pixel_losses
-from ...engine.method import Method
+from ..losses.pixel import pixel_losses
+from ..method import Method
 from ...errors import KdrestoreError
 from ..hooks import FeatureHooks
 from ..losses import fitnet_loss, output_distillation

@@ -37,8 +37,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from ...config import RunConfig
-from ...engine.losses import pixel_losses
-from ...engine.method import Method
+from ..losses.pixel import pixel_losses
+from ..method import Method
 from ...errors import KdrestoreError
 from .kd import teacherless_options
 

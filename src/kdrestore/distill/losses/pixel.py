@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import LossTerm
-from ..evaluate.metrics import ssim_tensor
-from ..registry import Registry
+from ...config import LossTerm
+from ...evaluate.metrics import ssim_tensor
+from ...registry import Registry
 
 PixelLoss = Callable[[Tensor, Tensor], Tensor]
 PIXEL_LOSSES: Registry[PixelLoss] = Registry("loss")

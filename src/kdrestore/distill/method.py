@@ -1,7 +1,7 @@
 """What the trainer asks of a training method: losses for a batch, plus optional trainable parts.
 
-Plain supervised training is the default method; distillation methods (``kdrestore.distill``) use
-the same contract, so the trainer loop is written once.
+Plain supervised training is the default method; distillation methods (:mod:`.methods`, built by
+``methods.build_method``) use the same contract, so the trainer loop is written once.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..config import RunConfig
-from .losses import pixel_losses
+from .losses.pixel import pixel_losses
 
 
 class Method:
@@ -51,11 +51,3 @@ class Method:
 class Supervised(Method):
     """Student trained on ground truth with the recipe's pixel losses."""
 
-
-def build_method(cfg: RunConfig) -> Method:
-    """The recipe's method: supervised without a ``distill`` section, else the named distillation method."""
-    if not cfg.distill:
-        return Supervised(cfg)
-    from ..distill.methods import METHODS
-
-    return METHODS.get(str(cfg.distill.get("method", "kd")))(cfg)
