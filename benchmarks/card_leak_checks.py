@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 from kdrestore.config import load_config  # noqa: E402
 from kdrestore.data.leaks import find_leaks, image_set  # noqa: E402
-from kdrestore.engine.leakguard import LeakCheck, recipe_leak_check  # noqa: E402
+from kdrestore.data.leakguard import LeakCheck, recipe_leak_check  # noqa: E402
 
 # folder name in a card's training.data.path -> what that folder held when the shipped students trained
 AT_TRAINING = {"BSDS500-train-color": ["train/BSDS500-train-color", "train/BSDS500-rain100-test-scenes"],

@@ -110,7 +110,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_degrade(args: argparse.Namespace) -> int:
-    from .degrade.folder import degrade_folder
+    from .data.degrade_folder import degrade_folder
 
     params = dict(_parse_kv(kv) for kv in args.param)
     report = degrade_folder(args.input, args.output, args.degradation, seed=args.seed, params=params,
@@ -124,11 +124,12 @@ def cmd_degrade(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
     from .engine import Trainer
-    from .engine.leakguard import leak_guard, write_leak_record
+    from .data.leakguard import leak_guard, write_leak_record
+    from .rundir import RunDir
 
     if args.config is None and args.resume is None:
         raise SystemExit("kdrestore train: give a CONFIG file, or --resume RUN_DIR")
-    config = args.config or str(Path(args.resume) / "config.yaml")
+    config = args.config or str(RunDir(args.resume).config_file)
     overrides = list(args.set)
     if args.init_from:
         if args.resume:
@@ -346,7 +347,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_check_leaks(args: argparse.Namespace) -> int:
     from .data.leaks import THRESHOLD, find_leaks, image_set, relative
-    from .engine.leakguard import LeakCheck, data_root, format_check, recipe_leak_check
+    from .data.leakguard import LeakCheck, data_root, format_check, recipe_leak_check
     from .errors import KdrestoreError
     from .fsutil import atomic_write_json
 

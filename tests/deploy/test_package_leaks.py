@@ -8,7 +8,7 @@ from PIL import Image, ImageOps
 from kdrestore.cli import main
 from kdrestore.config import load_config
 from kdrestore.engine import Trainer
-from kdrestore.engine.leakguard import LeakError
+from kdrestore.data.leakguard import LeakError
 from kdrestore.deploy.package import run_leak_check
 
 

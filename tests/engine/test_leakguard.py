@@ -9,7 +9,7 @@ from PIL import Image, ImageOps
 
 from kdrestore.cli import main
 from kdrestore.config import load_config
-from kdrestore.engine.leakguard import LeakError, leak_guard, recipe_leak_check, write_leak_record
+from kdrestore.data.leakguard import LeakError, leak_guard, recipe_leak_check, write_leak_record
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from PIL import Image, ImageOps
 
 from kdrestore.config import load_config
 from kdrestore.data.leaks import THRESHOLD, find_leaks, image_set
-from kdrestore.engine.leakguard import LeakError, leak_guard, recipe_leak_check
+from kdrestore.data.leakguard import LeakError, leak_guard, recipe_leak_check
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "configs" / "ship").glob("*.yaml"))

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from kdrestore.cli import main
-from kdrestore.engine.leakguard import LeakError
+from kdrestore.data.leakguard import LeakError
 from kdrestore.evaluate.bench_leaks import bench_data, bench_leak_guard
 
 

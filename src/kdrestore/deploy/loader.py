@@ -73,31 +73,23 @@ def load_shipped(name: str, root: Path | None = None, device: str = "cpu") -> Mo
 
 def _from_run(run: Path, weights: str | os.PathLike[str] | None, device: str) -> ModelSpec:
     """A training run: config.yaml names the model; weights of best.json, else latest.json (EMA preferred)."""
-    import yaml
-
     from ..config import ModelConfig, build_section
-    from ..engine.checkpoint import CheckpointManager
     from ..models.registry import build_model, model_entry
+    from ..rundir import RunDir
 
-    cfg_path = run / "config.yaml"
-    try:
-        data = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise KdrestoreError(f"cannot read the run's config {cfg_path}: {exc}") from exc
-    mcfg = build_section(ModelConfig, data.get("model"), "model", str(cfg_path))
+    rundir = RunDir(run)
+    data = rundir.config_dict()
+    mcfg = build_section(ModelConfig, data.get("model"), "model", str(rundir.config_file))
     model = build_model(mcfg.name, **mcfg.args)
     if weights:
         load_weights(model, weights)
         source = f"run {run} with weights {weights}"
     else:
-        manager = CheckpointManager(run)
-        ckpt, which = manager.best(), "best"
-        if ckpt is None:
-            ckpt, which = manager.latest(), "latest"
+        ckpt, which = rundir.checkpoints.best_or_latest()
         if ckpt is None:
             raise KdrestoreError(f"run directory {run} has no checkpoint yet (checkpoints/latest.json)")
-        ema = (ckpt.folder / "ema.safetensors").is_file()
-        sd = ckpt.model_weights(ema=ema)
+        ema = ckpt.has_ema
+        sd = ckpt.model_weights(ema=True)
         report = compare_state_dict(model, sd, str(ckpt.folder))
         if not report.ok:
             raise KdrestoreError(f"checkpoint {ckpt.folder} does not fit {mcfg.name}: {report.describe()}")
@@ -138,7 +130,9 @@ def resolve(name_or_path: str | os.PathLike[str], weights: str | os.PathLike[str
         return _from_card(PRETRAINED_DIR / text, weights, device)
     path = Path(text)
     if path.is_dir():
-        if not (path / "config.yaml").is_file():
+        from ..rundir import RunDir
+
+        if not RunDir(path).is_run():
             raise KdrestoreError(f"{path} is a folder but not a run directory (no config.yaml)")
         return _from_run(path, weights, device)
     entry = next((e for e in list_models() if e.name.lower() == text.lower()), None)

@@ -16,16 +16,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
 from safetensors.torch import save_file
 
 from ..data.tasks import eval_samples
-from ..engine.checkpoint import CheckpointManager
 from ..errors import KdrestoreError
 from ..evaluate.metrics import TASK_CONVENTIONS
 from ..evaluate.profile import count_macs, count_params
 from ..evaluate.runner import evaluate
 from ..models.registry import build_model, model_entry
+from ..rundir import LEAK_CHECK_FILE, RunDir
 from .loader import PRETRAINED_DIR
 
 
@@ -37,10 +36,7 @@ def _teacher_label(spec: dict[str, Any]) -> str | None:
 
 def _run_summary(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(config, training summary)`` of a run directory, from its saved config.yaml."""
-    try:
-        cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise KdrestoreError(f"{run} is not a run directory: cannot read config.yaml ({exc})") from exc
+    cfg = RunDir(run).config_dict()
     train, data, distill = cfg.get("train", {}), cfg.get("data", {}).get("train", {}), cfg.get("distill") or {}
     summary = {
         "run": cfg.get("name"), "steps": train.get("steps"), "batch_size": train.get("batch_size"),
@@ -55,36 +51,30 @@ def _run_summary(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return cfg, summary
 
 
-def _lineage(run: Path) -> list[dict[str, Any]]:
-    """Where the run's weights came from (``lineage.json``, written by ``--init-from``), oldest first."""
-    path = run / "lineage.json"
-    return json.loads(path.read_text()) if path.is_file() else []
-
-
-def _budget_spent(run: Path) -> dict[str, Any]:
+def _budget_spent(run: RunDir) -> dict[str, Any]:
     """What this run itself spent: steps, samples, time and device, from its final metrics."""
-    path = run / "final_metrics.json"
-    if not path.is_file():
+    final = run.final_metrics()
+    if final is None:
         return {}
-    final = json.loads(path.read_text())
     keys = ("device", "time_budget_s", "time_spent_s", "wall_s_this_session", "samples_per_s", "pipeline")
     return {"final": {k: final[k] for k in keys if k in final}}
+
+
 def run_leak_check(run_dir: str | os.PathLike[str], tests: list[str], *, data_root: str | os.PathLike[str],
                    allow_leaks: bool = False) -> dict[str, Any]:
     """The leak guard of ``kdrestore package``: the run's training data against its validation data and the
     test folders (under ``data_root``) it is scored on. Raises on a leak unless ``allow_leaks``; returns the
     card's ``leak_check`` entry (with the training run's own record, when it has one)."""
-    from ..config import load_config
-    from ..engine.leakguard import leak_guard
+    from ..data.leakguard import leak_guard
 
-    run = Path(run_dir)
-    if not (run / "config.yaml").is_file():
-        raise KdrestoreError(f"{run} is not a run directory: no config.yaml")
-    cfg = load_config(run / "config.yaml")
+    run = RunDir(run_dir)
+    if not run.is_run():
+        raise KdrestoreError(f"{run.path} is not a run directory: no config.yaml")
+    cfg = run.config()
     record = leak_guard(cfg, tests=[Path(data_root) / t for t in tests], benchmark=False, root=data_root,
                         allow_leaks=allow_leaks, what="kdrestore package")
     try:
-        trained = json.loads((run / "leak_check.json").read_text(encoding="utf-8"))
+        trained = json.loads((run.path / LEAK_CHECK_FILE).read_text(encoding="utf-8"))
         record["at_training"] = {k: trained.get(k) for k in ("result", "override", "earlier_override") if k in trained}
     except (OSError, ValueError):
         record["at_training"] = "no record (run trained before the leak guard)"
@@ -105,14 +95,13 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
     ``leak_check``: the :func:`run_leak_check` entry for the card.
     Returns the card that was written.
     """
-    run, dest = Path(run_dir), Path(dest) if dest else PRETRAINED_DIR
-    cfg, summary = _run_summary(run)
-    manager = CheckpointManager(run)
-    ckpt = manager.best() or manager.latest()
+    run, dest = RunDir(run_dir), Path(dest) if dest else PRETRAINED_DIR
+    cfg, summary = _run_summary(run.path)
+    ckpt, _ = run.checkpoints.best_or_latest()
     if ckpt is None:
-        raise KdrestoreError(f"run directory {run} has no checkpoint (checkpoints/latest.json)")
-    use_ema = (ckpt.folder / "ema.safetensors").is_file()
-    state = ckpt.model_weights(ema=use_ema)
+        raise KdrestoreError(f"run directory {run.path} has no checkpoint (checkpoints/latest.json)")
+    use_ema = ckpt.has_ema
+    state = ckpt.model_weights(ema=True)
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     model_cfg, task = cfg.get("model", {}), cfg.get("task")
@@ -146,7 +135,7 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
         "competes_with": competes_with,
         "training": {"recipe": recipe, **summary, "checkpoint_step": ckpt.step,
                      "weights_kind": "EMA" if use_ema else "raw", **_budget_spent(run)},
-        "lineage": _lineage(run),
+        "lineage": run.lineage(),
         "scores": scores,
         **({"leak_check": leak_check} if leak_check is not None else {}),
         "command": command,

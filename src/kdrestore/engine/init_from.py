@@ -7,7 +7,6 @@ contribution (``kdrestore package`` copies it into the card).
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,7 @@ from ..errors import KdrestoreError
 from ..fsutil import atomic_write_json
 from ..models.shipped import PRETRAINED_DIR, card_weights, read_card
 from ..models.weights import compare_state_dict, read_state_dict
-from .checkpoint import CheckpointManager
-
-LINEAGE_FILE = "lineage.json"
+from ..rundir import LINEAGE_FILE, RunDir
 
 
 def _sha256(path: Path) -> str:
@@ -37,18 +34,13 @@ def resolve_init(source: str) -> tuple[dict[str, Tensor], dict[str, Any], list[d
                   "trained": card.get("training", {}).get("budget") if isinstance(card.get("training"), dict) else None}
         return read_state_dict(weights), record, list(card.get("lineage", []))
     if path.is_dir():
-        ckpt = CheckpointManager(path)
-        chosen = ckpt.best() or ckpt.latest()
+        run = RunDir(path)
+        chosen, _ = run.checkpoints.best_or_latest()
         if chosen is None:
             raise KdrestoreError(f"model.init_from: {path} is a folder without checkpoints (not a run directory)")
-        chain: list[dict[str, Any]] = []
-        if (path / LINEAGE_FILE).is_file():
-            chain = json.loads((path / LINEAGE_FILE).read_text())
-        ema = (chosen.folder / "ema.safetensors").is_file()
-        final = path / "final_metrics.json"
-        record = {"kind": "run", "source": path.name, "step": chosen.step, "weights": "ema" if ema else "raw",
-                  "final_metrics": json.loads(final.read_text()) if final.is_file() else None}
-        return chosen.model_weights(ema=True), record, chain
+        record = {"kind": "run", "source": path.name, "step": chosen.step,
+                  "weights": "ema" if chosen.has_ema else "raw", "final_metrics": run.final_metrics()}
+        return chosen.model_weights(ema=True), record, run.lineage()
     if path.is_file():
         return read_state_dict(path), {"kind": "file", "source": path.name, "sha256": _sha256(path)}, []
     raise KdrestoreError(f"model.init_from: '{source}' is not a shipped student, a run directory or a weights file")

@@ -25,13 +25,13 @@ from ..evaluate.profile import count_macs, count_params
 from ..fsutil import atomic_write_json, atomic_write_text
 from ..models.registry import build_model
 from ..models.weights import load_weights
-from ..rundir.logger import RunLogger
+from ..rundir import FINAL_METRICS, LINEAGE_FILE, RunDir, RunLogger
 from . import ddp
 from .budget import TimeBudget
 from .checkpoint import CheckpointManager, rng_state, set_rng_state
 from .datasets import KeyedDataset, build_batched, build_dataset
 from .ema import EMA
-from .init_from import LINEAGE_FILE, init_model
+from .init_from import init_model
 from .optim import build_optimizer, build_scheduler
 from .sampler import GlobalBatchSampler
 
@@ -103,11 +103,11 @@ class Trainer:
                 "budget": self.budget.state_dict() if self.budget else None}
 
     def _resume(self) -> None:
-        saved_cfg = self.run_dir / "config.yaml"
+        run = RunDir(self.run_dir)
         latest = self.ckpt.latest()
-        if latest is None or not saved_cfg.is_file():
+        if latest is None or not run.is_run():
             raise KdrestoreError(f"nothing to resume in {self.run_dir}: no checkpoint found")
-        old = yaml.safe_load(saved_cfg.read_text())
+        old = run.config_dict()
         diffs = [d for d in config_differences(old, self.cfg.to_dict()) if not d.startswith(RESUMABLE_CHANGES)]
         if diffs:
             raise KdrestoreError(f"refusing to resume {self.run_dir} with a different config: " + "; ".join(diffs))
@@ -160,7 +160,7 @@ class Trainer:
         t = self.cfg.train
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+            atomic_write_text(RunDir(self.run_dir).config_file, yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
             if self.lineage:
                 atomic_write_json(self.run_dir / LINEAGE_FILE, self.lineage)
         logger = RunLogger(self.run_dir, resume_step=self.step if self.resume else None) if self.dist.is_main else None
@@ -334,7 +334,7 @@ class Trainer:
             final["best_val_psnr"] = self.best
             final.update(self._cost())
         if self.dist.is_main:
-            atomic_write_json(self.run_dir / "final_metrics.json", final)
+            atomic_write_json(self.run_dir / FINAL_METRICS, final)
         if logger:
             logger.close()
         return final

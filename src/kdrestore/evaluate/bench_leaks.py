@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from ..config import DatasetConfig, build_section
 from ..data.leaks import find_leaks, image_set
-from ..engine.leakguard import LeakCheck, enforce, section_sets
+from ..data.leakguard import LeakCheck, enforce, section_sets
 from ..fsutil import atomic_write_json
 
 
@@ -49,7 +49,7 @@ def bench_data(what: str, root: Path, tasks: Sequence[str] | None = None, sets: 
 def bench_leak_guard(what: str, data_root: str | os.PathLike[str], *, tasks: Sequence[str] | None = None,
                      sets: Sequence[str] | None = None, allow_leaks: bool = False, json: str | None = None,
                      quiet: bool = False) -> list[dict[str, Any]]:
-    """Check every task of the bench; raise :class:`~kdrestore.engine.leakguard.LeakError` on a leak
+    """Check every task of the bench; raise :class:`~kdrestore.data.leakguard.LeakError` on a leak
     (unless ``allow_leaks``); with ``json``, the records go to ``<json>.leak_check.json``."""
     root = Path(data_root)
     records = []

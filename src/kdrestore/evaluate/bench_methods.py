@@ -32,8 +32,8 @@ from torch import nn
 
 from ..data.synth import SynthDataset
 from ..data.tasks import eval_samples, iter_samples
-from ..engine.checkpoint import CheckpointManager
 from ..errors import KdrestoreError
+from ..rundir import RunDir
 from .bench import bench_recipe, train_and_score
 from .bench_common import BenchOptions, apply_budget, check_rows, run_bench, score_entry, teacher_entry
 from .metrics import TASK_CONVENTIONS
@@ -55,11 +55,10 @@ def _pairs(student: list[str], teacher: list[str], loss: str, weight: float, **e
 
 def _weights_of(run_dir: Path) -> str:
     """The (EMA) weights of a finished bench run, to load it as a teacher."""
-    latest = CheckpointManager(run_dir).latest()
+    latest = RunDir(run_dir).checkpoints.latest()
     if latest is None:
         raise KdrestoreError(f"no checkpoint in {run_dir}")
-    ema = latest.folder / "ema.safetensors"
-    return str(ema if ema.is_file() else latest.folder / "model.safetensors")
+    return str(latest.weights_file(ema=True))
 
 
 def _scorer(task: str, test: Path, mode: str, sigma: float, limit: int | None, progress: bool,

@@ -18,10 +18,10 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 from ..errors import KdrestoreError
+from ..rundir import CONFIG_FILE, LOG_FILE, RunDir
 from .metrics import TASK_CONVENTIONS, psnr
 from .profile import count_params, measure_latencies
 from .report_parts import Crop, PlotEntry, Section, png_base64
@@ -39,7 +39,7 @@ def center_box(h: int, w: int, size: int) -> tuple[slice, slice]:
 
 def read_curves(run: Path) -> dict[str, dict[str, list[tuple[float, float]]]]:
     """Loss terms and validation PSNR against the step, from ``log.csv`` (empty when missing)."""
-    path = run / "log.csv"
+    path = run / LOG_FILE
     if not path.is_file():
         return {}
     losses: dict[str, list[tuple[float, float]]] = {}
@@ -126,11 +126,12 @@ def load_section(item: str, *, data: dict[str, str] | None = None, peers: str | 
             raise KdrestoreError("not a run directory (no such folder) nor a shipped model name "
                                  f"({', '.join(shipped_names()) or 'none shipped yet'})")
         raw: dict[str, Any] = {}
-        cfg_path = None if shipped else run / "config.yaml"
-        if cfg_path is not None:
-            if not cfg_path.is_file():
-                raise KdrestoreError(f"a folder but not a run directory: no {cfg_path.name}")
-            raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+        rundir = None if shipped else RunDir(run)
+        cfg_path = None if rundir is None else rundir.config_file
+        if rundir is not None:
+            if not rundir.is_run():
+                raise KdrestoreError(f"a folder but not a run directory: no {CONFIG_FILE}")
+            raw = rundir.config_dict()
             if not isinstance(raw, dict):
                 raise KdrestoreError(f"{cfg_path} is not a mapping of sections")
         spec = resolve(item)
@@ -146,10 +147,8 @@ def load_section(item: str, *, data: dict[str, str] | None = None, peers: str | 
                 raise KdrestoreError("a shipped model needs --data DIR (or $KDRESTORE_DATA) for its test images")
         samples, desc = _samples(task, spec.channels, folder, raw, cfg_path, _sigma(raw, sigma), images)
         teacher, t_name, note = _teacher(raw, cfg_path, peers) if cfg_path else (None, None, "")
-        final = {}
-        if cfg_path is not None and (run / "final_metrics.json").is_file():
-            final = json.loads((run / "final_metrics.json").read_text(encoding="utf-8"))
-    except (KdrestoreError, OSError, ValueError, yaml.YAMLError) as exc:
+        final = (rundir.final_metrics() if rundir is not None else None) or {}
+    except (KdrestoreError, OSError, ValueError) as exc:
         raise KdrestoreError(f"report: cannot use {item}: {exc}") from exc
     method = str((raw.get("distill") or {}).get("method", "kd"))
     name = str(raw.get("name") or spec.card.get("name") or Path(item).name)

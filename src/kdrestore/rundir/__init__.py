@@ -2,9 +2,11 @@
 its training log. The engine writes runs; everything else reads them through this package."""
 from __future__ import annotations
 
-from .layout import (BEST, CHECKPOINTS, CONFIG_FILE, EMA_WEIGHTS, LATEST, META_FILE, MODEL_WEIGHTS, STATE_FILE,
-                     Checkpoint, CheckpointError, RunCheckpoints, RunDir, step_folder)
+from .layout import (BEST, CHECKPOINTS, CONFIG_FILE, EMA_WEIGHTS, FINAL_METRICS, LATEST, LEAK_CHECK_FILE, LINEAGE_FILE, LOG_FILE,
+                     META_FILE, MODEL_WEIGHTS, STATE_FILE, Checkpoint, CheckpointError, RunCheckpoints, RunDir,
+                     step_folder)
 from .logger import RunLogger
 
-__all__ = ["BEST", "CHECKPOINTS", "CONFIG_FILE", "EMA_WEIGHTS", "LATEST", "META_FILE", "MODEL_WEIGHTS", "STATE_FILE",
+__all__ = ["BEST", "CHECKPOINTS", "CONFIG_FILE", "EMA_WEIGHTS", "FINAL_METRICS", "LATEST", "LEAK_CHECK_FILE",
+           "LINEAGE_FILE", "LOG_FILE", "META_FILE", "MODEL_WEIGHTS", "STATE_FILE",
            "Checkpoint", "CheckpointError", "RunCheckpoints", "RunDir", "RunLogger", "step_folder"]

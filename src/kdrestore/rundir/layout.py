@@ -4,6 +4,9 @@ A run directory (``kdrestore train --out RUN``)::
 
     config.yaml                the resolved recipe the run trained with
     log.csv  [tb/]             training log (:mod:`.logger`)
+    final_metrics.json         what the finished run measured (validation, time, throughput)
+    lineage.json               where its first weights came from (``--init-from``), oldest first
+    leak_check.json            the leak guard's record at training time
     checkpoints/
         step_00000200/         model.safetensors  [ema.safetensors]  state.pt  meta.json
         latest.json            {"dir": "step_00000200", "step": 200}
@@ -28,6 +31,10 @@ from ..config import RunConfig, load_config
 from ..errors import KdrestoreError
 
 CONFIG_FILE = "config.yaml"
+LOG_FILE = "log.csv"
+FINAL_METRICS = "final_metrics.json"
+LINEAGE_FILE = "lineage.json"
+LEAK_CHECK_FILE = "leak_check.json"
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"
 BEST = "best.json"
@@ -128,8 +135,20 @@ class RunDir:
         try:
             return yaml.safe_load(self.config_file.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
-            raise KdrestoreError(f"cannot read the run's config {self.config_file}: {exc}") from exc
+            raise KdrestoreError(f"{self.path} is not a run directory: cannot read {CONFIG_FILE} ({exc})") from exc
 
     def config(self) -> RunConfig:
         """The saved recipe, validated like any recipe."""
         return load_config(self.config_file)
+
+    def _json(self, name: str, default: Any) -> Any:
+        path = self.path / name
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else default
+
+    def final_metrics(self) -> dict[str, Any] | None:
+        """What the finished run measured (``final_metrics.json``); None while it has not finished."""
+        return self._json(FINAL_METRICS, None)
+
+    def lineage(self) -> list[dict[str, Any]]:
+        """Where the run's first weights came from (``lineage.json``), oldest first; ``[]`` when trained from scratch."""
+        return self._json(LINEAGE_FILE, [])

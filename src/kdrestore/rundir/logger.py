@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from ..fsutil import atomic_write_text
+from .layout import LOG_FILE
 
 
 class RunLogger:
     """Appends rows ``{step, ...}`` to ``<run>/log.csv``; a resumed run drops rows after its checkpoint."""
 
     def __init__(self, run_dir: Path, resume_step: int | None = None, tensorboard: bool = True) -> None:
-        self.path = run_dir / "log.csv"
+        self.path = run_dir / LOG_FILE
         self.rows: list[dict[str, Any]] = []
         if resume_step is not None and self.path.is_file():
             with self.path.open(newline="") as f:

@@ -28,8 +28,8 @@ def degrade_folder(
     The parameters drawn for each image go to ``output_dir/params.json``. Unreadable images are
     reported in the returned ``failed`` list and the batch goes on.
     """
-    from ..data.imageio import list_images, read_image, write_image
-    from . import degrade
+    from ..degrade import degrade
+    from .imageio import list_images, read_image, write_image
 
     src, dst = Path(input_dir), Path(output_dir)
     if not src.is_dir():

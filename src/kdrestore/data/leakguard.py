@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..config import DatasetConfig, RunConfig
-from ..data.holdout import Part
-from ..data.leaks import THRESHOLD, ImageSet, LeakReport, find_leaks, image_set
-from ..data.leaks import relative as _label
-from ..data.thumbs import FEATURE, SCALES, SIDE
 from ..errors import KdrestoreError
 from ..fsutil import atomic_write_json
+from ..rundir.layout import LEAK_CHECK_FILE
+from .holdout import Part
+from .leaks import THRESHOLD, ImageSet, LeakReport, find_leaks, image_set
+from .leaks import relative as _label
+from .thumbs import FEATURE, SCALES, SIDE
 
 # the benchmark test set a task's numbers are reported on, by the recipe's channels
 BENCHMARK_TESTS: dict[tuple[str, str], str] = {
@@ -205,7 +206,7 @@ def enforce(check: LeakCheck, *, allow_leaks: bool = False, what: str = "run", q
 
 def write_leak_record(run_dir: str | os.PathLike[str], record: dict[str, Any]) -> Path:
     """``run_dir/leak_check.json`` (atomically); an override recorded by an earlier check is kept."""
-    path = Path(run_dir) / "leak_check.json"
+    path = Path(run_dir) / LEAK_CHECK_FILE
     earlier: dict[str, Any] = {}
     if path.is_file():
         import json
