@@ -31,8 +31,8 @@ from torch import nn
 from kdrestore.deploy.loader import PRETRAINED_DIR, load_shipped, resolve, shipped_names
 from kdrestore.errors import KdrestoreError
 from kdrestore.evaluate.profile import count_macs, count_params, keep_freed_memory, measure_latencies
-from kdrestore.evaluate.ship import ShipTarget, _int8_psnr, _onnx_versions, _score
-from kdrestore.evaluate.svg import Point, scatter
+from kdrestore.experiments.ship import ShipTarget, _int8_psnr, _onnx_versions, _score
+from kdrestore.experiments.svg import Point, scatter
 from kdrestore.fsutil import atomic_write_json, atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

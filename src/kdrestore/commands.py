@@ -165,8 +165,8 @@ def _data_root(args: argparse.Namespace) -> str:
 def cmd_bench(args: argparse.Namespace) -> int:
     import shlex
 
-    from .evaluate.bench_common import BenchOptions, format_rows
-    from .evaluate.bench_leaks import bench_leak_guard
+    from .experiments.bench_common import BenchOptions, format_rows
+    from .experiments.bench_leaks import bench_leak_guard
     from .fsutil import atomic_write_json
 
     data = _data_root(args)
@@ -177,29 +177,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
                         progress=not args.quiet)
     command = "kdrestore " + shlex.join(args.argv)
     if args.what == "datafree":
-        from .evaluate.bench_datafree import datafree_bench
+        from .experiments.bench_datafree import datafree_bench
 
         options = None if args.generator_steps is None else {"generator_steps": args.generator_steps}
         record = datafree_bench(data, opts, tasks=args.task, rows=args.methods, multi_steps=args.multi_steps,
                                 options=options, command=command)
     elif args.what == "coic":
-        from .evaluate.bench_coic import coic_bench
+        from .experiments.bench_coic import coic_bench
 
         if args.task and args.task != ["derain"]:
             raise SystemExit("kdrestore bench coic: covers derain only (mixed rain data)")
         record = coic_bench(data, opts, rows=args.methods, command=command)
     elif args.what == "trnr":
-        from .evaluate.bench_trnr import trnr_bench
+        from .experiments.bench_trnr import trnr_bench
 
         record = trnr_bench(args.task or ["derain", "denoise"], data, opts, images=args.images,
                             full_size=args.full_size, methods=args.methods, command=command)
     elif args.what == "methods":
-        from .evaluate.bench_methods import methods_bench
+        from .experiments.bench_methods import methods_bench
 
         record = methods_bench(args.task or ["denoise", "dehaze"], data, opts, methods=args.methods, sets=args.sets,
                                sigmas=args.sigma, command=command)
     else:
-        from .evaluate.bench import distill_bench
+        from .experiments.bench import distill_bench
 
         record = distill_bench(args.task or ["denoise", "derain", "dehaze"], data, opts, methods=args.methods,
                                command=command)
@@ -316,7 +316,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     import os
 
-    from .evaluate.report import build_report
+    from .experiments.report import build_report
     from .evaluate.profile import keep_freed_memory
 
     data = {}

@@ -13,7 +13,7 @@ from kdrestore.distill.teacher import PerChannel
 from kdrestore.engine import Trainer
 from kdrestore.engine.datasets import KeyedDataset, build_dataset
 from kdrestore.errors import KdrestoreError
-from kdrestore.evaluate.bench_datafree import GrayAsRGB
+from kdrestore.experiments.bench_datafree import GrayAsRGB
 from kdrestore.models.dncnn import DnCNN
 from kdrestore.models.registry import build_model
 from kdrestore.engine.checkpoint import CheckpointManager
@@ -254,9 +254,9 @@ def test_gray_as_rgb_wrapper_round_trips_channels():
 
 
 def test_bench_recipes_share_the_budget_and_give_gcanet_context():
-    from kdrestore.evaluate.bench import TASKS as DATA_TASKS
-    from kdrestore.evaluate.bench import bench_recipe
-    from kdrestore.evaluate.bench_datafree import TASKS, datafree_recipe
+    from kdrestore.experiments.bench import TASKS as DATA_TASKS
+    from kdrestore.experiments.bench import bench_recipe
+    from kdrestore.experiments.bench_datafree import TASKS, datafree_recipe
 
     teachers = [{"name": TASKS[k].teacher, "degradations": [TASKS[k].label]} for k in TASKS]
     multi = datafree_recipe("m", "dehaze", "rgb", ["haze", "rain", "noise"], teachers, None, 7, 4, 32, 1)
@@ -269,7 +269,7 @@ def test_bench_recipes_share_the_budget_and_give_gcanet_context():
 
 
 def test_bench_ablation_rows_drop_the_adversarial_phase_or_the_contrastive_term():
-    from kdrestore.evaluate.bench_datafree import DATAFREE_ROWS, ROWS_BY_TASK, datafree_recipe
+    from kdrestore.experiments.bench_datafree import DATAFREE_ROWS, ROWS_BY_TASK, datafree_recipe
 
     def recipe(row):
         return datafree_recipe("r", "dehaze", "rgb", ["haze"], [TINY_TEACHER], None, 7, 4, 32, 1, DATAFREE_ROWS[row])

@@ -6,7 +6,7 @@ Per task, the same student (``unet-tiny`` width 8; gray for Set12), steps, batch
   (``data.train.kind: latent``; the generator's degradation matches the data-trained row's synthesis);
   GCANet sees 128-px generated images (it needs scene context) while the student trains on ``crop`` windows;
 * ``data-trained``: supervised on the real clean training images with the same synthetic degradation as
-  :data:`kdrestore.evaluate.bench.TASKS` (BSD400 gray + AWGN 25; BSDS500-train + rain-heavy / haze);
+  :data:`kdrestore.experiments.bench.TASKS` (BSD400 gray + AWGN 25; BSDS500-train + rain-heavy / haze);
 * ``multi-weather``: ONE colour student distilled data-free from the three teachers at once (routed by
   degradation label; DnCNN-S-25 applied per channel, so the generated colour is bounded, ``chroma: 0.5``)
   and scored on every task's test set (Set12 through a gray -> RGB -> gray wrapper); trained once, by
@@ -35,12 +35,12 @@ from torch import Tensor, nn
 
 from ..config import load_config
 from ..errors import KdrestoreError
-from .api import load_model
+from ..evaluate.api import load_model
+from ..evaluate.metrics import TASK_CONVENTIONS
+from ..evaluate.runner import EvalResult, evaluate
 from .bench import TASKS as DISTILL_TASKS
 from .bench import _cost, bench_recipe
 from .bench_common import BenchOptions, apply_budget, check_rows, run_bench, score_entry, teacher_entry
-from .metrics import TASK_CONVENTIONS
-from .runner import EvalResult, evaluate
 
 STUDENT = "unet-tiny"
 STUDENT_ARGS = {"width": 8}
@@ -219,7 +219,7 @@ def datafree_bench(data_root: str | os.PathLike[str], opts: BenchOptions, tasks:
     the tasks, every seed; every row compared with ``data-trained``."""
     chosen_tasks = list(tasks or TASKS)
     chosen = list(rows or ROWS)
-    unit, kw = "kdrestore.evaluate.bench_datafree:run_datafree_bench", {"data_root": str(data_root),
+    unit, kw = "kdrestore.experiments.bench_datafree:run_datafree_bench", {"data_root": str(data_root),
                                                                         "multi_steps": multi_steps, "options": options}
     plan = []
     for task in chosen_tasks:

@@ -5,8 +5,8 @@ import pytest
 
 from kdrestore.config import load_config
 from kdrestore.errors import KdrestoreError
-from kdrestore.evaluate.bench_coic import _recipe, coic_bench, rows_known
-from kdrestore.evaluate.bench_common import BenchOptions
+from kdrestore.experiments.bench_coic import _recipe, coic_bench, rows_known
+from kdrestore.experiments.bench_common import BenchOptions
 
 
 def test_rows_share_data_and_budget_and_differ_only_by_coic():

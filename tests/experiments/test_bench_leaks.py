@@ -7,7 +7,7 @@ from PIL import Image, ImageOps
 
 from kdrestore.cli import main
 from kdrestore.data.leakguard import LeakError
-from kdrestore.evaluate.bench_leaks import bench_data, bench_leak_guard
+from kdrestore.experiments.bench_leaks import bench_data, bench_leak_guard
 
 
 def photo(seed: int) -> Image.Image:

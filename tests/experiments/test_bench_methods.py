@@ -7,10 +7,10 @@ import pytest
 from torch import nn
 
 import kdrestore.evaluate.api as api
-import kdrestore.evaluate.bench_methods as bm
+import kdrestore.experiments.bench_methods as bm
 from kdrestore.config import load_config
 from kdrestore.errors import KdrestoreError
-from kdrestore.evaluate.bench_common import BenchOptions, aggregate
+from kdrestore.experiments.bench_common import BenchOptions, aggregate
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import pytest
 from torch import nn
 
 import kdrestore.data.tasks as data_tasks
-import kdrestore.evaluate.bench_datafree as bd
+import kdrestore.experiments.bench_datafree as bd
 from kdrestore.config import load_config
 from kdrestore.errors import KdrestoreError
-from kdrestore.evaluate.bench_common import BenchOptions
+from kdrestore.experiments.bench_common import BenchOptions
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kdrestore.evaluate.bench_common import aggregate, score_entry
+from kdrestore.experiments.bench_common import aggregate, score_entry
 
 ROOT = Path(__file__).resolve().parents[2]
 

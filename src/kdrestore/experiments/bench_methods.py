@@ -33,11 +33,11 @@ from torch import nn
 from ..data.synth import SynthDataset
 from ..data.tasks import eval_samples, iter_samples
 from ..errors import KdrestoreError
+from ..evaluate.metrics import TASK_CONVENTIONS
+from ..evaluate.runner import EvalResult, evaluate
 from ..rundir import RunDir
 from .bench import bench_recipe, train_and_score
 from .bench_common import BenchOptions, apply_budget, check_rows, run_bench, score_entry, teacher_entry
-from .metrics import TASK_CONVENTIONS
-from .runner import EvalResult, evaluate
 
 DEHAZE_TRAIN = {"kind": "synth", "path": "train/BSDS500-train-color", "degradation": "haze", "mode": "rgb",
                 "params": {"beta": [0.6, 1.8], "airlight": [0.7, 1.0]}}
@@ -103,7 +103,7 @@ def run_dehaze_methods(data_root: str | os.PathLike[str], opts: BenchOptions,
     }
     rows, teachers, scores, t_scores = [], {}, [], []
     if "output" in chosen:
-        from .api import load_model
+        from ..evaluate.api import load_model
 
         t_res = score(load_model("gcanet", peers=opts.peers), "gcanet")
         t_scores.append(teacher_entry(table, metric, "gcanet", t_res.psnr))
@@ -194,7 +194,7 @@ def run_denoise_methods(data_root: str | os.PathLike[str], opts: BenchOptions, t
         return _peer(gray, s, peers)["name"] + ("" if gray else f"@{s:g}")
 
     def score_peer(s: float) -> str:
-        from .api import load_model
+        from ..evaluate.api import load_model
 
         spec, name = _peer(gray, s, peers), peer_name(s)
         if not any(t["teacher"] == name for t in t_scores):
@@ -249,7 +249,7 @@ def methods_bench(tasks: list[str], data_root: str | os.PathLike[str], opts: Ben
     """``kdrestore bench methods``: dehaze (one table) and denoise (one per test set and sigma, default
     Set12 and CBSD68 at 25 and 50), every seed, aggregated."""
     plan: list[tuple[str, list[str], dict[str, Any]]] = []
-    unit = "kdrestore.evaluate.bench_methods:"
+    unit = "kdrestore.experiments.bench_methods:"
     for task in tasks:
         rows = check_rows(methods, task, ROWS_BY_TASK, "methods")
         if task == "dehaze":

@@ -27,10 +27,10 @@ from ..data.paired import PairedDataset
 from ..data.synth import SynthDataset
 from ..data.tasks import iter_samples
 from ..errors import KdrestoreError
+from ..evaluate.metrics import TASK_CONVENTIONS
+from ..evaluate.runner import EvalResult, evaluate
 from .bench import bench_recipe, train_and_score
 from .bench_common import BenchOptions, apply_budget, check_rows, run_bench, score_entry
-from .metrics import TASK_CONVENTIONS
-from .runner import EvalResult, evaluate
 
 R100L = "train/Rain100L-train"
 R100L_HELD = 20  # the last pairs, never trained on
@@ -138,7 +138,7 @@ def coic_bench(data_root: str | os.PathLike[str], opts: BenchOptions, rows: list
     chosen = check_rows(rows, "derain", {"derain": tuple(rows_known())}, "coic") if rows else list(DEFAULT_ROWS)
     if any("+" in r for r in chosen):
         opts.fixed_steps("coic (stage 1)")  # refused under a time budget before anything trains
-    plan = [("kdrestore.evaluate.bench_coic:run_coic_bench", chosen,
+    plan = [("kdrestore.experiments.bench_coic:run_coic_bench", chosen,
              {"data_root": str(data_root), "stage1_fraction": stage1_fraction})]
     return run_bench("coic", plan, opts, row_key="rows", command=command)
 

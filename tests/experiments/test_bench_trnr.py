@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import kdrestore.evaluate.bench as bench
-import kdrestore.evaluate.bench_trnr as bench_trnr
+import kdrestore.experiments.bench as bench
+import kdrestore.experiments.bench_trnr as bench_trnr
 from kdrestore.cli import main
 from kdrestore.data import write_image
 from kdrestore.errors import KdrestoreError

@@ -34,10 +34,10 @@ from ..data.episodes import TaskDataset
 from ..data.imageio import list_images
 from ..data.tasks import eval_samples
 from ..errors import KdrestoreError
+from ..evaluate.metrics import TASK_CONVENTIONS
+from ..evaluate.runner import EvalResult, evaluate
 from .bench import bench_recipe, train_and_score
 from .bench_common import BenchOptions, apply_budget, check_rows, run_bench, score_entry
-from .metrics import TASK_CONVENTIONS
-from .runner import EvalResult, evaluate
 
 ROWS = ("ordinary", "trnr", "trnr-official")
 LOSSES = [{"name": "l1", "weight": 1.0}, {"name": "ssim", "weight": 5.0}]
@@ -155,7 +155,7 @@ def trnr_bench(tasks: list[str], data_root: str | os.PathLike[str], opts: BenchO
                full_size: bool = False, methods: list[str] | None = None,
                command: str | None = None) -> dict[str, Any]:
     """``kdrestore bench trnr``: per task, ordinary training vs TRNR (ours and the official setting)."""
-    plan = [("kdrestore.evaluate.bench_trnr:run_trnr_bench", check_rows(methods, t, ROWS_BY_TASK, "trnr"),
+    plan = [("kdrestore.experiments.bench_trnr:run_trnr_bench", check_rows(methods, t, ROWS_BY_TASK, "trnr"),
              {"task_name": t, "data_root": str(data_root), "images": images, "full_size": full_size})
             for t in tasks]
     return run_bench("trnr", plan, opts, row_key="methods", command=command)

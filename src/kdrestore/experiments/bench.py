@@ -17,11 +17,11 @@ from torch import nn
 
 from ..config import load_config
 from ..errors import KdrestoreError
-from .api import load_model
+from ..evaluate.api import load_model
+from ..evaluate.metrics import TASK_CONVENTIONS
+from ..evaluate.profile import count_macs, count_params, measure_latency
+from ..evaluate.runner import EvalResult, evaluate
 from .bench_common import BenchOptions, apply_budget, check_rows, run_bench, score_entry, teacher_entry
-from .metrics import TASK_CONVENTIONS
-from .profile import count_macs, count_params, measure_latency
-from .runner import EvalResult, evaluate
 
 
 @dataclass
@@ -169,7 +169,7 @@ ROWS_BY_TASK = {t: tuple(method_variants(TASKS[t])) for t in TASKS}
 def distill_bench(tasks: list[str], data_root: str | os.PathLike[str], opts: BenchOptions,
                   methods: list[str] | None = None, command: str | None = None) -> dict[str, Any]:
     """``kdrestore bench distill``: every task's rows for every seed, aggregated (:func:`.bench_common.run_bench`)."""
-    plan = [("kdrestore.evaluate.bench:run_distill_bench", check_rows(methods, task, ROWS_BY_TASK, "distill"),
+    plan = [("kdrestore.experiments.bench:run_distill_bench", check_rows(methods, task, ROWS_BY_TASK, "distill"),
              {"task_name": task, "data_root": str(data_root)}) for task in tasks]
     return run_bench("distill", plan, opts, row_key="methods", command=command)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from kdrestore.evaluate.bench_common import (BenchOptions, aggregate, apply_budget, check_rows, format_rows,
+from kdrestore.experiments.bench_common import (BenchOptions, aggregate, apply_budget, check_rows, format_rows,
                                              run_units, score_entry, teacher_entry, verdict)
 from kdrestore.errors import KdrestoreError
-from kdrestore.evaluate.bench import bench_recipe
+from kdrestore.experiments.bench import bench_recipe
 
 
 def test_budget_options_give_steps_and_refuse_what_cannot_train():
@@ -78,7 +78,7 @@ def test_a_teacher_below_the_student_alone_refuses_its_rows():
 
 
 def test_rows_run_in_worker_processes_and_come_back_in_order():
-    out = run_units(["kdrestore.evaluate.bench_common:device_description"] * 2, [{"device": "cpu"}] * 2, jobs=2)
+    out = run_units(["kdrestore.experiments.bench_common:device_description"] * 2, [{"device": "cpu"}] * 2, jobs=2)
     assert len(out) == 2 and all(s.startswith("CPU ") for s in out)
 
 

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from kdrestore.errors import KdrestoreError
 from kdrestore.evaluate.profile import measure_latencies
-from kdrestore.evaluate.ship import bench_student, format_ship, goal_checks, ship_target
+from kdrestore.experiments.ship import bench_student, format_ship, goal_checks, ship_target
 from kdrestore.models.registry import build_model
 
 REPO = Path(__file__).resolve().parents[2]

@@ -22,9 +22,9 @@ from typing import Any, Callable
 from torch import nn
 
 from ..errors import KdrestoreError
-from .metrics import TASK_CONVENTIONS
-from .profile import count_macs, count_params, measure_latencies
-from .runner import evaluate
+from ..evaluate.metrics import TASK_CONVENTIONS
+from ..evaluate.profile import count_macs, count_params, measure_latencies
+from ..evaluate.runner import evaluate
 
 SPEEDUP_GOAL, PSNR_MARGIN = 4.0, 0.3
 _EPS = 1e-9  # float slack when a goal is met exactly
@@ -158,7 +158,7 @@ def bench_student(target: ShipTarget, data_root: Path, *, peers_dir: str | None 
                   int8_images: int = 10, threads: int | None = None, progress: bool = False,
                   cache: dict[tuple[Any, ...], dict[str, Any]] | None = None) -> dict[str, Any]:
     """One student against its peers: scores, cost, round-robin latency, ONNX Runtime and goals."""
-    from .api import load_model
+    from ..evaluate.api import load_model
     from ..models.registry import model_entry
 
     cache = {} if cache is None else cache

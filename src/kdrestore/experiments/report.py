@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from ..errors import KdrestoreError
+from ..evaluate.metrics import TASK_CONVENTIONS, psnr
+from ..evaluate.profile import count_params, measure_latencies
+from ..evaluate.runner import restore_tensor
 from ..rundir import CONFIG_FILE, LOG_FILE, RunDir
-from .metrics import TASK_CONVENTIONS, psnr
-from .profile import count_params, measure_latencies
 from .report_parts import Crop, PlotEntry, Section, png_base64
-from .runner import restore_tensor
 from .ship import DEFAULT_TEST_SETS, bench_shape
 
 NOT_LOSSES = {"step", "lr", "samples_per_s", "val_psnr", "val_ssim", "val_images", "diverged"}

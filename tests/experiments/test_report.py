@@ -13,7 +13,7 @@ from PIL import Image
 from kdrestore.cli import main
 from kdrestore.engine.checkpoint import CheckpointManager
 from kdrestore.errors import KdrestoreError
-from kdrestore.evaluate.report import build_report, read_bench
+from kdrestore.experiments.report import build_report, read_bench
 from kdrestore.models.registry import build_model
 
 

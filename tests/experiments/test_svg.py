@@ -2,7 +2,7 @@
 import math
 import xml.etree.ElementTree as ET
 
-from kdrestore.evaluate.svg import Point, _range, _ticks, line_chart, scatter
+from kdrestore.experiments.svg import Point, _range, _ticks, line_chart, scatter
 
 NS = {"s": "http://www.w3.org/2000/svg"}
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..config import DatasetConfig, build_section
-from ..data.leaks import find_leaks, image_set
 from ..data.leakguard import LeakCheck, enforce, section_sets
+from ..data.leaks import find_leaks, image_set
 from ..fsutil import atomic_write_json
 
 

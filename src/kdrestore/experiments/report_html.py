@@ -11,9 +11,9 @@ from typing import Any, Sequence
 import torch
 
 from .. import __version__
-from .metrics import TASK_CONVENTIONS
-from .report_parts import PlotEntry, Section
+from ..evaluate.metrics import TASK_CONVENTIONS
 from .report_gallery import gallery_html
+from .report_parts import PlotEntry, Section
 from .svg import Point, line_chart, scatter
 
 CSS = """
