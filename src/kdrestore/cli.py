@@ -6,7 +6,7 @@ import signal
 import sys
 from typing import Sequence
 
-from . import __version__
+from .version import __version__
 from .commands import (cmd_bench, cmd_calibrate, cmd_check_leaks, cmd_degrade, cmd_demo, cmd_eval, cmd_export,
                        cmd_models, cmd_package, cmd_report, cmd_restore, cmd_samples, cmd_train)
 

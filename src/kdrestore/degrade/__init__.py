@@ -18,6 +18,7 @@ from ..registry import Entry, Registry
 from .base import Degraded, SeedLike, as_float_image, make_rng, smooth_field
 from .haze import add_haze, add_haze_nonhomogeneous, add_haze_torch, synthetic_depth, \
     transmission, transmission_torch
+from .identity import identity
 from .noise import add_awgn, add_awgn_blind, add_awgn_torch, add_poisson_gaussian, \
     add_poisson_gaussian_torch
 from .rain import RAIN100H, RAIN100L, add_rain, compose_rain, compose_rain_torch, line_kernel, \
@@ -40,9 +41,8 @@ DEGRADATIONS.register("awgn-blind", add_awgn_blind, task="denoise",
                       summary="AWGN with sigma drawn uniformly per image from a range")
 DEGRADATIONS.register("poisson-gaussian", add_poisson_gaussian, task="denoise",
                       summary="signal-dependent noise, variance a x + b^2")
-
-
-from . import identity as _identity  # noqa: E402,F401  (registers "identity")
+DEGRADATIONS.register("identity", identity, task="any",
+                      summary="no degradation: input = clean image (reconstruction/auto-encoder training)")
 
 
 def degradation_entry(name: str) -> Entry[DegradeFn]:

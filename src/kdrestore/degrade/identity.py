@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import DEGRADATIONS
 from .base import Degraded, SeedLike, as_float_image, jsonable, like_input, make_rng, seed_record
 
 
@@ -19,6 +18,3 @@ def identity(clean: np.ndarray, seed: SeedLike) -> Degraded:
     params = {"degradation": "identity", "seed": seed_record(seed)}
     return Degraded(like_input(img.copy(), clean), like_input(img, clean), jsonable(params))
 
-
-DEGRADATIONS.register("identity", identity, task="any",
-                      summary="no degradation: input = clean image (reconstruction/auto-encoder training)")

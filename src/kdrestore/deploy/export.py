@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .. import __version__
+from ..version import __version__
 from ..errors import KdrestoreError
 from ..fsutil import atomic_path, current_umask
 

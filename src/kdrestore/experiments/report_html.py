@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .. import __version__
+from ..version import __version__
 from ..evaluate.metrics import TASK_CONVENTIONS
 from .report_gallery import gallery_html
 from .report_parts import PlotEntry, Section
