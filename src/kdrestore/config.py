@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, ClassVar, Literal, TypeVar, Union
 
 import yaml
 
@@ -118,6 +118,67 @@ class TrainConfig:
 
 
 @dataclass
+class TeacherSpec:
+    """One teacher of a recipe (``distill.teachers[i]``)."""
+
+    name: str | None = None  # a registered model (peers included)
+    weights: str | None = None  # default for peers: <peers folder>/<published file>
+    exported: str | None = None  # or a torch.export file (torch.export.save; .pt2)
+    torchscript: str | None = None  # or a TorchScript file (deprecated by PyTorch; prefer 'exported')
+    args: dict[str, Any] = field(default_factory=dict)
+    weight: float = 1.0
+    degradations: list[str] | None = None  # supervise only samples of these degradations
+    per_channel: bool = False  # a gray (1-channel) model applied to each channel of colour images
+    self_ensemble: bool = False  # target = mean over the 8 flips/rotations (8 passes; distill/ensemble.py)
+    members: list[TeacherSpec] | None = None  # an ensemble: the (weighted) mean of these teachers' outputs
+
+
+@dataclass
+class OutputTerm:
+    weight: float = 1.0
+    criterion: Literal["l1", "charbonnier", "mse"] = "l1"
+
+
+@dataclass
+class FeaturePair:
+    student: str  # module path in the student
+    teacher: str  # module path in the teacher
+    loss: Literal["fitnet", "fakd", "rsd"] = "fitnet"
+    weight: float = 1.0
+    teacher_index: int = 0
+    criterion: Literal["mse", "l1"] = "mse"
+    rsd_mode: Literal["pooled", "position"] = "pooled"
+    kappa: float = 0.01
+
+
+@dataclass
+class ContrastiveTerm:
+    weight: float = 0.1
+    points: list[str] | None = None  # teacher module paths; default: its first feature points
+    layer_weights: list[float] | None = None
+    teacher_index: int = 0
+
+
+@dataclass
+class DistillConfig:
+    """The ``distill`` section of a recipe; ``options`` are the method's own, typed beside each method
+    (``kdrestore.distill.methods``)."""
+
+    method: str = "kd"
+    teachers: list[TeacherSpec] = field(default_factory=list)
+    output: OutputTerm | None = field(default_factory=OutputTerm)
+    features: list[FeaturePair] = field(default_factory=list)
+    contrastive: ContrastiveTerm | None = None
+    pseudo_label: bool = False  # no ground truth: the (first) teacher's output is the target
+    task_loss: bool = True  # include train.losses against the target
+    cache_teacher: bool = False
+    teacher_precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # teachers under autocast (speed)
+    teacher_channels_last: bool = False
+    peers: str | None = None  # folder of peer weights (default $KDRESTORE_PEERS)
+    options: dict[str, Any] = field(default_factory=dict)  # method-specific settings
+
+
+@dataclass
 class RunConfig:
     name: str = "run"
     task: Literal["denoise", "derain", "dehaze"] = "denoise"
@@ -127,10 +188,26 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    distill: dict[str, Any] | None = None  # a distillation method and its options
+    # a distillation method and its options, kept as written (saved runs keep their recipe); validated
+    # into a DistillConfig when the recipe is read, typed with :func:`distill_section`
+    distill: dict[str, Any] | None = None
+    source: ClassVar[str] = "<config>"  # the file the recipe was read from (set by load_config; not a key)
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
+
+
+def distill_section(cfg: RunConfig) -> DistillConfig:
+    """The recipe's ``distill`` section, typed (the defaults when it has none)."""
+    return build_section(DistillConfig, cfg.distill or {}, "distill", cfg.source)
+
+
+OptionsT = TypeVar("OptionsT")
+
+
+def method_options(cfg: RunConfig, options_type: type[OptionsT]) -> OptionsT:
+    """``distill.options`` validated into a method's own options type (errors name the file and field)."""
+    return build_section(options_type, distill_section(cfg).options, "distill.options", cfg.source)
 
 
 def _plain(obj: Any) -> Any:
@@ -237,6 +314,9 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
         data = read_recipe(Path(path))
     data = apply_overrides(dict(data or {}), overrides or [])
     cfg = build_section(RunConfig, data, "", source)
+    cfg.source = source
+    if cfg.distill is not None:
+        distill_section(cfg)  # a typo under distill: is reported now, before any data is read
     for section, ds in (("data.train", cfg.data.train), ("data.val", cfg.data.val)):
         if ds is not None and ds.path is not None:
             ds.path = _expand(ds.path, f"{source}: {section}.path")

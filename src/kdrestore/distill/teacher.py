@@ -8,30 +8,14 @@ student's (for example 0-255 against 0-1).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from ..config import TeacherSpec  # noqa: F401  (a recipe's teacher; typed with the recipe)
 from ..errors import KdrestoreError
-
-
-@dataclass
-class TeacherSpec:
-    """One teacher of a recipe (``distill.teachers[i]``)."""
-
-    name: str | None = None  # a registered model (peers included)
-    weights: str | None = None  # default for peers: <peers folder>/<published file>
-    exported: str | None = None  # or a torch.export file (torch.export.save; .pt2)
-    torchscript: str | None = None  # or a TorchScript file (deprecated by PyTorch; prefer 'exported')
-    args: dict[str, Any] = field(default_factory=dict)
-    weight: float = 1.0
-    degradations: list[str] | None = None  # supervise only samples of these degradations
-    per_channel: bool = False  # a gray (1-channel) model applied to each channel of colour images
-    self_ensemble: bool = False  # target = mean over the 8 flips/rotations (8 passes; distill/ensemble.py)
-    members: list[TeacherSpec] | None = None  # an ensemble: the (weighted) mean of these teachers' outputs
 
 
 class PerChannel(nn.Module):

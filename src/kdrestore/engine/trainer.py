@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ..config import RunConfig, config_differences, parse_duration
 from ..data.batched import step_generator
 from ..distill.method import Method
-from ..distill.methods import build_method
+from ..distill.methods import build_method, check_method
 from ..errors import KdrestoreError
 from ..evaluate.metrics import TASK_CONVENTIONS, prepare, psnr_tensor, ssim_tensor
 from ..evaluate.profile import count_macs, count_params
@@ -51,6 +51,8 @@ class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: str | Path, *, method: Method | None = None,
                  resume: bool = False, progress: bool = True) -> None:
         self.cfg, self.run_dir, self.resume = cfg, Path(run_dir), resume
+        if method is None:
+            check_method(cfg)  # a bad distill.method or distill.options fails before the data is read
         t = cfg.train
         self.budget = TimeBudget(parse_duration(t.time_budget)) if t.time_budget else None
         if self.budget is not None:

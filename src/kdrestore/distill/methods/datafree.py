@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...config import RunConfig, build_section
+from ...config import RunConfig, distill_section, method_options
 from ...data.imageio import write_image
 from ...data.latent import latent_labels
 from ...rundir.logger import RunLogger
@@ -67,7 +67,6 @@ from ..generator import (DegradationAwareGenerator, DegradationShift, Latents, c
 from ..losses import ContrastiveRegularization, HookedFeatures, output_distillation
 from ..losses.bnstats import BatchNormStatistics
 from ..teacher import check_output_range, load_teacher
-from .kd import distill_config
 
 
 @dataclass
@@ -107,14 +106,14 @@ class DataFreeDistillation(Method):
 
     def __init__(self, cfg: RunConfig, teachers: list[nn.Module] | None = None) -> None:
         super().__init__(cfg)
-        self.dcfg, train = distill_config(cfg), cfg.data.train
+        self.dcfg, train = distill_section(cfg), cfg.data.train
         if train.kind != "latent":
             raise KdrestoreError(f"distill.method datafree generates its inputs: set data.train.kind: latent "
                                  f"(got {train.kind!r})")
         if self.dcfg.features or (self.dcfg.output is None and self.dcfg.contrastive is None):
             raise KdrestoreError("distill: the datafree method trains with 'output' and/or 'contrastive' terms "
                                  "(no 'features')")
-        self.opts: DataFreeOptions = build_section(DataFreeOptions, self.dcfg.options, "distill.options")
+        self.opts: DataFreeOptions = method_options(cfg, DataFreeOptions)
         o = self.opts
         if o.generator_every < 1 or o.generator_steps < 0 or o.sample_every < 0 or o.contrastive_layers < 1:
             raise KdrestoreError("distill.options: generator_every and contrastive_layers must be >= 1, "

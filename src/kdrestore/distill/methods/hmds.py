@@ -38,7 +38,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from ...config import RunConfig, build_section
+from ...config import RunConfig, method_options
 from ..losses.pixel import pixel_losses
 from ...errors import KdrestoreError
 from ..adapters import as_map
@@ -75,7 +75,7 @@ class MultiLevelDistillation(KnowledgeDistillation):
     def __init__(self, cfg: RunConfig, teachers: list[nn.Module] | None = None) -> None:
         super().__init__(cfg, teachers)
         d = self.dcfg
-        self.opts: HMDSOptions = build_section(HMDSOptions, d.options, "distill.options")
+        self.opts: HMDSOptions = method_options(cfg, HMDSOptions)
         self._sigma_checked = False
         levels = self.opts.levels
         n = len(teachers) if teachers is not None else len(d.teachers)

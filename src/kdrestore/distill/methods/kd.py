@@ -5,78 +5,36 @@ Loss = task loss (``train.losses`` against the target; the teacher's output when
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
-from ...config import RunConfig, build_section
-from ..losses.pixel import pixel_losses
-from ..method import Method
+# the typed distill section lives in the config module; re-exported for the methods built on KD
+from ...config import (ContrastiveTerm, DistillConfig, FeaturePair, OutputTerm, RunConfig,  # noqa: F401
+                       distill_section, method_options)
 from ...errors import KdrestoreError
 from ..adapters import FeatureAdapter, as_map
 from ..hooks import FeatureHooks
 from ..losses import (ContrastiveRegularization, DecouplingProjector, HookedFeatures, fakd_loss, fitnet_loss,
                       output_distillation, rsd_loss)
-from ..teacher import TeacherSpec, check_output_range, load_teacher
-
-
-@dataclass
-class OutputTerm:
-    weight: float = 1.0
-    criterion: Literal["l1", "charbonnier", "mse"] = "l1"
-
-
-@dataclass
-class FeaturePair:
-    student: str  # module path in the student
-    teacher: str  # module path in the teacher
-    loss: Literal["fitnet", "fakd", "rsd"] = "fitnet"
-    weight: float = 1.0
-    teacher_index: int = 0
-    criterion: Literal["mse", "l1"] = "mse"
-    rsd_mode: Literal["pooled", "position"] = "pooled"
-    kappa: float = 0.01
-
-
-@dataclass
-class ContrastiveTerm:
-    weight: float = 0.1
-    points: list[str] | None = None  # teacher module paths; default: its first feature points
-    layer_weights: list[float] | None = None
-    teacher_index: int = 0
-
-
-@dataclass
-class DistillConfig:
-    method: str = "kd"
-    teachers: list[TeacherSpec] = field(default_factory=list)
-    output: OutputTerm | None = field(default_factory=OutputTerm)
-    features: list[FeaturePair] = field(default_factory=list)
-    contrastive: ContrastiveTerm | None = None
-    pseudo_label: bool = False  # no ground truth: the (first) teacher's output is the target
-    task_loss: bool = True  # include train.losses against the target
-    cache_teacher: bool = False
-    teacher_precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # teachers under autocast (speed)
-    teacher_channels_last: bool = False
-    peers: str | None = None  # folder of peer weights (default $KDRESTORE_PEERS)
-    options: dict[str, Any] = field(default_factory=dict)  # method-specific settings
-
+from ..losses.pixel import pixel_losses
+from ..method import Method
+from ..teacher import check_output_range, load_teacher
 
 T = TypeVar("T")
 
 
 def distill_config(cfg: RunConfig) -> DistillConfig:
-    return build_section(DistillConfig, cfg.distill or {}, "distill")
+    """The typed ``distill`` section (kept for the methods built on KD)."""
+    return distill_section(cfg)
 
 
 def teacherless_options(cfg: RunConfig, options_type: type[T], method: str, why: str) -> T:
     """``distill.options`` of a method that takes no teacher; a recipe naming teachers is refused."""
-    d = distill_config(cfg)
-    if d.teachers:
+    if distill_section(cfg).teachers:
         raise KdrestoreError(f"distill.method {method} {why}: leave distill.teachers empty")
-    return build_section(options_type, d.options, "distill.options")
+    return method_options(cfg, options_type)
 
 
 class KnowledgeDistillation(Method):

@@ -19,7 +19,7 @@ from typing import Any
 
 from torch import nn
 
-from ...config import RunConfig, build_section
+from ...config import RunConfig, method_options
 from ...errors import KdrestoreError
 from ...models.fakequant import set_fake_quant
 from .kd import KnowledgeDistillation
@@ -37,7 +37,7 @@ class QuantAwareDistillation(KnowledgeDistillation):
 
     def __init__(self, cfg: RunConfig, teachers: list[nn.Module] | None = None) -> None:
         super().__init__(cfg, teachers)
-        self.opts: QATOptions = build_section(QATOptions, self.dcfg.options, "distill.options")
+        self.opts: QATOptions = method_options(cfg, QATOptions)
         start = self.opts.qat_start
         if start <= 0 or (start >= 1 and start != int(start)):
             raise KdrestoreError(f"distill.options.qat_start: a fraction in (0, 1) or a step number >= 1, got {start}")
