@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from torch import Tensor, nn
@@ -184,3 +184,18 @@ def check_output_range(teacher: FrozenTeacher, x: Tensor, student_out: Tensor) -
         raise KdrestoreError(f"teacher {teacher.name} outputs values up to {t_hi:.3g} while the inputs reach "
                              f"{x_hi:.3g} and the student {s_hi:.3g}: different ranges (0-255 vs 0-1?); "
                              "wrap the teacher so it maps [0,1] images to [0,1] images")
+
+
+class FirstBatchRangeCheck:
+    """:func:`check_output_range` on the first batch only: every method with teachers runs this one."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def __call__(self, checks: Iterable[tuple[FrozenTeacher, Tensor, Tensor]]) -> None:
+        """``checks``: ``(teacher, input, student output)``, each slice one or a few samples."""
+        if self.done:
+            return
+        for teacher, x, student_out in checks:
+            check_output_range(teacher, x, student_out)
+        self.done = True

@@ -14,7 +14,7 @@ from .coic import CoICOptions, CoICTraining
 from .datafree import DataFreeDistillation, DataFreeOptions
 from .hmds import HMDSOptions, MultiLevelDistillation
 from .kd import KnowledgeDistillation
-from .kddn import HeterogeneousTaskImitation
+from .kddn import HeterogeneousTaskImitation, KDDNOptions
 from .qat import QATOptions, QuantAwareDistillation
 from .spdd import SelfParameterDistillation, SPDDOptions
 from .trnr import TaskDrivenMetaLearning, TRNROptions
@@ -22,7 +22,7 @@ from .trnr import TaskDrivenMetaLearning, TRNROptions
 METHODS: Registry[Callable[[RunConfig], Method]] = Registry("distillation method")
 METHODS.register("kd", KnowledgeDistillation)
 METHODS.register("spdd", SelfParameterDistillation, options=SPDDOptions)
-METHODS.register("kddn", HeterogeneousTaskImitation)
+METHODS.register("kddn", HeterogeneousTaskImitation, options=KDDNOptions)
 METHODS.register("hmds", MultiLevelDistillation, options=HMDSOptions)
 METHODS.register("kd-qat", QuantAwareDistillation, options=QATOptions)  # kd + INT8 fake-quantisation at the end
 METHODS.register("datafree", DataFreeDistillation, options=DataFreeOptions)  # generator-made inputs, no data

@@ -66,7 +66,7 @@ from ..generator import (DegradationAwareGenerator, DegradationShift, Latents, c
                          mode_seeking, probe_seeds, sample_grid, synthesis_params, total_variation)
 from ..losses import ContrastiveRegularization, HookedFeatures, output_distillation
 from ..losses.bnstats import BatchNormStatistics
-from ..teacher import check_output_range, load_teacher
+from ..teacher import FirstBatchRangeCheck, load_teacher
 
 
 @dataclass
@@ -138,7 +138,7 @@ class DataFreeDistillation(Method):
         if self.shift is not None and not self.shift.ranges:
             raise KdrestoreError("distill.options.adversarial_degradation: no degradation parameter of "
                                  f"{self.labels} is a range to move within (data.train.params)")
-        self._given_teachers, self._checked = teachers, False
+        self._given_teachers, self.range_check = teachers, FirstBatchRangeCheck()
         self.updates, self._step, self._log, self._resume_step = 0, 0, None, None
 
     # ---- set-up -------------------------------------------------------------------------------
@@ -317,12 +317,8 @@ class DataFreeDistillation(Method):
     def losses(self, batch: dict[str, Any], output: Tensor, step: int) -> dict[str, Tensor]:
         d, x, labels = self.dcfg, self._x, self._labels
         target = self.teacher_targets(x, labels, full=self._full, window=self._window)
-        if not self._checked:
-            for i, t in enumerate(self.teachers):
-                idx = self._index(i, labels, x.device)[:1]
-                if idx.numel():
-                    check_output_range(t, x[idx], output[idx])
-            self._checked = True
+        firsts = ((t, self._index(i, labels, x.device)[:1]) for i, t in enumerate(self.teachers))
+        self.range_check((t, x[idx], output[idx]) for t, idx in firsts if idx.numel())
         terms: dict[str, Tensor] = {}
         if d.output is not None:
             terms["df_output"] = d.output.weight * output_distillation(output, target, criterion=d.output.criterion)

@@ -42,8 +42,7 @@ from ...config import RunConfig, method_options
 from ..losses.pixel import pixel_losses
 from ...errors import KdrestoreError
 from ..adapters import as_map
-from ..teacher import check_output_range
-from .kd import KnowledgeDistillation
+from .kd import FeaturePair, KnowledgeDistillation
 
 
 @dataclass
@@ -91,8 +90,12 @@ class MultiLevelDistillation(KnowledgeDistillation):
             raise KdrestoreError("hmds supports fitnet feature pairs, output and task terms only "
                                  f"(got feature losses {bad}, contrastive/pseudo_label set)")
         self.pairs = list(d.features)  # each pair is taught by every teacher: one adapter per (pair, teacher)
-        d.features = [dataclasses.replace(p, teacher_index=i) for p in self.pairs for i in range(n)]
+        self.slots = [(k, i) for k in range(len(self.pairs)) for i in range(n)]  # (pair, teacher) per hooked pair
         self.levels = torch.tensor(levels, dtype=torch.float64)
+
+    def feature_pairs(self, student: nn.Module) -> list[FeaturePair]:
+        """Every ``distill.features`` pair once per teacher, in the order of :attr:`slots`."""
+        return [dataclasses.replace(self.pairs[k], teacher_index=i) for k, i in self.slots]
 
     def membership(self, sigma: Tensor | None, batch_size: int) -> Tensor:
         """Routing weights ``B x n_teachers`` (rows sum to 1) from the per-sample sigmas."""
@@ -122,10 +125,7 @@ class MultiLevelDistillation(KnowledgeDistillation):
         d, x = self.dcfg, batch["input"]
         n = len(self.teachers)
         w = self.membership(batch.get("sigma"), x.shape[0]).to(output.device)
-        if not self._checked:
-            for t in self.teachers:
-                check_output_range(t, x[:1], output[:1])
-            self._checked = True
+        self.range_check((t, x[:1], output[:1]) for t in self.teachers)
         terms = pixel_losses(self.cfg.train.losses, output, batch["target"]) if d.task_loss else {}
         # each teacher runs only on the samples routed to it (hard routing: a third of the cost for three)
         routed = {i: torch.nonzero(w[:, i] > 0).flatten() for i in range(n)}
@@ -143,12 +143,13 @@ class MultiLevelDistillation(KnowledgeDistillation):
             terms["kd_output"] = d.output.weight * kd / batch_size
         if self.pairs:
             s_feats, hw = self.student_hooks.take(), tuple(x.shape[-2:])
+            slot = {ki: j for j, ki in enumerate(self.slots)}
             for k, pair in enumerate(self.pairs):
                 value = output.new_zeros(())
                 for i, idx in routed.items():
-                    j = k * n + i  # index of (pair k, teacher i) among the expanded pairs and adapters
+                    j = slot[k, i]  # the hooked pair (k, i): its adapter and student feature
                     s = self.adapters[str(j)](s_feats[j][idx], hw)
-                    t = as_map(feats[i][k], hw)
+                    t = as_map(feats[i][k], hw)  # teacher i hooks only its own pairs, k-th is pair k
                     value = value + (w[idx, i] * per_sample_distance(s, t, pair.criterion)).sum()
                 terms[f"hmds_feature_{k}"] = pair.weight * value / batch_size
         return terms

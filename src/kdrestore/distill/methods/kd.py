@@ -20,7 +20,7 @@ from ..losses import (ContrastiveRegularization, DecouplingProjector, HookedFeat
                       output_distillation, rsd_loss)
 from ..losses.pixel import pixel_losses
 from ..method import Method
-from ..teacher import check_output_range, load_teacher
+from ..teacher import FirstBatchRangeCheck, load_teacher
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ class KnowledgeDistillation(Method):
         self.dcfg = distill_config(cfg)
         self._given_teachers = teachers
         self.adapters = nn.ModuleDict()
-        self._checked = False
+        self.range_check = FirstBatchRangeCheck()
 
     # ---- set-up -------------------------------------------------------------------------------
     def setup(self, student: nn.Module, device: Any, example: dict[str, Any]) -> None:
@@ -59,11 +59,12 @@ class KnowledgeDistillation(Method):
                                       ).to(device) for s in specs]
         self.teacher_weights = [getattr(s, "weight", 1.0) for s in specs]
         self.teacher_degradations = [getattr(s, "degradations", None) for s in specs]
-        for pair in d.features:
+        self.hooked_pairs = self.feature_pairs(student)
+        for pair in self.hooked_pairs:
             if not 0 <= pair.teacher_index < len(self.teachers):
                 raise KdrestoreError(f"distill.features: teacher_index {pair.teacher_index} out of range")
-        self.student_hooks = FeatureHooks(student, [p.student for p in d.features], "student")
-        self.teacher_hooks = [FeatureHooks(t.model, [p.teacher for p in d.features if p.teacher_index == i],
+        self.student_hooks = FeatureHooks(student, [p.student for p in self.hooked_pairs], "student")
+        self.teacher_hooks = [FeatureHooks(t.model, [p.teacher for p in self.hooked_pairs if p.teacher_index == i],
                                            f"teacher {t.name}", detach=True) for i, t in enumerate(self.teachers)]
         self._build_adapters(student, example, device)
         self.contrastive = None
@@ -76,8 +77,14 @@ class KnowledgeDistillation(Method):
             self.contrastive = ContrastiveRegularization(HookedFeatures(teacher.model, points),
                                                          d.contrastive.layer_weights).to(device)
 
+    def feature_pairs(self, student: nn.Module) -> list[FeaturePair]:
+        """The (student point, teacher point) pairs to hook: ``distill.features`` unless a method says
+        otherwise. Pair ``j`` of this list has the adapter ``adapters[str(j)]`` and the ``j``-th student
+        feature; teacher ``i`` gives the features of its own pairs in this list's order."""
+        return list(self.dcfg.features)
+
     def _build_adapters(self, student: nn.Module, example: dict[str, Any], device: Any) -> None:
-        if not self.dcfg.features:
+        if not self.hooked_pairs:
             return
         x = example["input"][None].repeat(2, 1, 1, 1).to(device)
         with torch.no_grad():
@@ -88,7 +95,7 @@ class KnowledgeDistillation(Method):
             s_feats = self.student_hooks.take()
             hw = tuple(x.shape[-2:])
             t_feats = [as_map(t, hw) for t in self._teacher_features(x)]
-        for i, (pair, s, t) in enumerate(zip(self.dcfg.features, s_feats, t_feats)):
+        for i, (pair, s, t) in enumerate(zip(self.hooked_pairs, s_feats, t_feats)):
             adapter = FeatureAdapter(tuple(s.shape), tuple(t.shape), hw, match_channels=pair.loss == "fitnet")
             if pair.loss == "rsd":
                 c_in = adapter(s).shape[1]
@@ -103,14 +110,14 @@ class KnowledgeDistillation(Method):
         return [t(x) for t in self.teachers]
 
     def _teacher_features(self, x: Tensor) -> list[Tensor]:
-        """Teacher features in the order of ``distill.features`` (runs each teacher that has points)."""
+        """Teacher features in the order of :meth:`feature_pairs` (runs each teacher that has points)."""
         by_teacher = {}
         for i, (t, hooks) in enumerate(zip(self.teachers, self.teacher_hooks)):
             if hooks.paths:
                 with torch.no_grad():
                     t.run(x)
                 by_teacher[i] = iter(hooks.take())
-        return [next(by_teacher[p.teacher_index]) for p in self.dcfg.features]
+        return [next(by_teacher[p.teacher_index]) for p in self.hooked_pairs]
 
     def _mask(self, index: int, batch: dict[str, Any], like: Tensor) -> Tensor | None:
         wanted = self.teacher_degradations[index]
@@ -122,10 +129,7 @@ class KnowledgeDistillation(Method):
     def losses(self, batch: dict[str, Any], output: Tensor, step: int) -> dict[str, Tensor]:
         d, x = self.dcfg, batch["input"]
         teacher_out = self._teacher_outputs(x)
-        if not self._checked:
-            for t in self.teachers:
-                check_output_range(t, x[:1], output[:1])
-            self._checked = True
+        self.range_check((t, x[:1], output[:1]) for t in self.teachers)
         terms: dict[str, Tensor] = {}
         target = teacher_out[0] if d.pseudo_label else batch["target"]
         if d.task_loss:
@@ -140,7 +144,7 @@ class KnowledgeDistillation(Method):
                     kd = kd + w * output_distillation(output * mask, t * mask, criterion=d.output.criterion) \
                         * mask.numel() / mask.sum()
             terms["kd_output"] = d.output.weight * kd
-        if d.features:
+        if self.hooked_pairs:
             terms.update(self._feature_terms(x))
         if self.contrastive is not None and d.contrastive is not None:
             positive = target if not d.pseudo_label else teacher_out[0]
@@ -152,7 +156,7 @@ class KnowledgeDistillation(Method):
         hw = tuple(x.shape[-2:])
         t_feats = [as_map(t, hw) for t in self._teacher_features(x)]
         terms = {}
-        for i, (pair, s, t) in enumerate(zip(self.dcfg.features, s_feats, t_feats)):
+        for i, (pair, s, t) in enumerate(zip(self.hooked_pairs, s_feats, t_feats)):
             adapter = self.adapters[str(i)]
             s = adapter[0](s, hw) if isinstance(adapter, nn.Sequential) else adapter(s, hw)
             if pair.loss == "rsd":

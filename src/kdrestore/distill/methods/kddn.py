@@ -31,6 +31,7 @@ Our reading, on the general teacher-student machinery of :mod:`.kd` (the pairing
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -39,8 +40,15 @@ from torch import Tensor, nn
 from ..losses.pixel import pixel_losses
 from ...errors import KdrestoreError
 from ..losses import HookedFeatures, output_distillation
-from ..teacher import check_output_range
+from ...config import RunConfig, method_options
 from .kd import FeaturePair, KnowledgeDistillation
+
+
+@dataclass
+class KDDNOptions:
+    feature_weight: float = 1.0  # weight of each default pair (the student's feature_points)
+    perceptual_weight: float = 0.0  # > 0: L1 of output and ground truth in the teacher's encoder space
+    perceptual_points: list[str] | None = None  # the teacher's encoder points (default: its first two)
 
 
 class HeterogeneousTaskImitation(KnowledgeDistillation):
@@ -48,29 +56,28 @@ class HeterogeneousTaskImitation(KnowledgeDistillation):
 
     name = "kddn"
 
+    def __init__(self, cfg: RunConfig, teachers: list[nn.Module] | None = None) -> None:
+        super().__init__(cfg, teachers)
+        self.opts: KDDNOptions = method_options(cfg, KDDNOptions)
+
     def setup(self, student: nn.Module, device: Any, example: dict[str, Any]) -> None:
         d = self.dcfg
-        known = {"feature_weight", "perceptual_weight", "perceptual_points"}
-        unknown = set(d.options) - known
-        if unknown:
-            raise KdrestoreError(f"distill.options: unknown key(s) {sorted(unknown)} for kddn (known: {sorted(known)})")
-        self.perceptual_weight = float(d.options.get("perceptual_weight", 0.0))
+        self.perceptual_weight = self.opts.perceptual_weight
         if self.perceptual_weight < 0:
             raise KdrestoreError(f"distill.options.perceptual_weight must be >= 0, got {self.perceptual_weight}")
         if d.pseudo_label:
             raise KdrestoreError("kddn learns from ground truth: distill.pseudo_label must be false")
-        if not d.features:
+        if not d.features:  # the student's feature_points, matched by name in the teacher
             points = list(getattr(student, "feature_points", []))
             if not points:
                 raise KdrestoreError("kddn: the student declares no feature_points; list distill.features")
-            weight = float(d.options.get("feature_weight", 1.0))
-            d.features = [FeaturePair(student=p, teacher=p, loss="fitnet", weight=weight, criterion="l1")
-                          for p in points]
+            d.features = [FeaturePair(student=p, teacher=p, loss="fitnet", weight=self.opts.feature_weight,
+                                      criterion="l1") for p in points]
         super().setup(student, device, example)
         self.perceptual: HookedFeatures | None = None
         if self.perceptual_weight > 0:
             teacher = self.teachers[0].model
-            points = list(d.options.get("perceptual_points") or list(getattr(teacher, "feature_points", []))[:2])
+            points = list(self.opts.perceptual_points or list(getattr(teacher, "feature_points", []))[:2])
             if not points:
                 raise KdrestoreError("kddn: the teacher declares no feature_points; list "
                                      "distill.options.perceptual_points (its encoder's module paths)")
@@ -88,9 +95,7 @@ class HeterogeneousTaskImitation(KnowledgeDistillation):
 
     def losses(self, batch: dict[str, Any], output: Tensor, step: int) -> dict[str, Tensor]:
         d, clean = self.dcfg, batch["target"]
-        if not self._checked:
-            check_output_range(self.teachers[0], clean[:1], output[:1])
-            self._checked = True
+        self.range_check([(self.teachers[0], clean[:1], output[:1])])  # the teacher reconstructs clean images
         terms = pixel_losses(self.cfg.train.losses, output, clean) if d.task_loss else {}
         if d.output is not None:
             reconstruction = self.teachers[0](clean)
