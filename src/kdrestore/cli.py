@@ -13,6 +13,14 @@ from .commands import (cmd_bench, cmd_calibrate, cmd_check_leaks, cmd_degrade, c
 ALLOW_LEAKS = "run even when test or validation scenes are in the training data (recorded as an override)"
 
 
+def task_folder(text: str) -> str:
+    """``TASK=DIR`` with a known task (``--photos``): a malformed value is a usage error (exit code 2)."""
+    task, sep, _ = text.partition("=")
+    if not sep or task not in ("denoise", "derain", "dehaze"):
+        raise argparse.ArgumentTypeError(f"takes TASK=DIR with TASK denoise, derain or dehaze, got {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kdrestore", description=__doc__)
     parser.add_argument("--version", action="version", version=f"kdrestore {__version__}")
@@ -205,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="HTML report of runs: crop grids input/teacher/student/truth, PSNR plots")
     p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories or shipped model names")
-    p.add_argument("--photos", action="append", default=[], metavar="TASK=DIR",
+    p.add_argument("--photos", action="append", default=[], metavar="TASK=DIR", type=task_folder,
                    help="a gallery of real degraded photos without ground truth (e.g. dehaze=my-hazy-photos/): "
                         "input, every shipped student of TASK, its teacher (with --peers)")
     p.add_argument("--photo-limit", type=int, default=6, help="photos per gallery (default 6)")
@@ -226,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Exit codes: 0 done; 1 the command ran and its result is a failure (leaks found,
+    nothing written, an ONNX parity failure); 2 a user error (arguments, recipe, names, files), reported
+    as ``kdrestore COMMAND: error: ...`` without a traceback, like argparse's own usage errors."""
     if argv is None and hasattr(signal, "SIGPIPE"):  # `kdrestore models | head` ends quietly
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)

@@ -1,10 +1,16 @@
-"""The handlers behind the ``kdrestore`` sub-commands: each a thin layer over the Python API."""
+"""The handlers behind the ``kdrestore`` sub-commands: each a thin layer over the Python API.
+
+A handler returns the exit code of its outcome (0, or 1 when the command ran and its result is a
+failure); a user error raises :class:`KdrestoreError`, which the command line reports with exit code 2.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 from typing import Sequence
+
+from .errors import KdrestoreError
 
 def cmd_models(args: argparse.Namespace) -> int:
     import torch
@@ -44,7 +50,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .deploy.loader import resolve, shipped_names, unknown_name_error
-    from .errors import KdrestoreError
     from .evaluate.api import evaluate_model, evaluate_named
     from .fsutil import atomic_write_json
     from .models.registry import MODELS, model_entry
@@ -97,7 +102,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     data = args.data or os.environ.get("KDRESTORE_DATA")
     if not data:
-        raise SystemExit("kdrestore calibrate: give --data or set KDRESTORE_DATA")
+        raise KdrestoreError("give --data or set KDRESTORE_DATA")
     teacher = load_model(args.teacher, args.weights, args.peers)
     result = calibrate(teacher, calibration_setup(args.task, data, rain=args.rain, seed=args.seed),
                        images=args.images, tolerance=args.tolerance, teacher_name=args.teacher,
@@ -128,18 +133,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .rundir import RunDir
 
     if args.config is None and args.resume is None:
-        raise SystemExit("kdrestore train: give a CONFIG file, or --resume RUN_DIR")
+        raise KdrestoreError("give a CONFIG file, or --resume RUN_DIR")
     config = args.config or str(RunDir(args.resume).config_file)
     overrides = list(args.set)
     if args.init_from:
         if args.resume:
-            raise SystemExit("kdrestore train: --init-from starts a new run; it cannot be combined with --resume")
+            raise KdrestoreError("--init-from starts a new run; it cannot be combined with --resume")
         overrides.append(f"model.init_from={args.init_from}")
     if args.time_budget:
         overrides.append(f"train.time_budget={args.time_budget}")
     cfg = load_config(config, overrides)
     if args.command == "distill" and not cfg.distill:
-        raise SystemExit(f"kdrestore distill: {config} has no 'distill' section (use 'kdrestore train')")
+        raise KdrestoreError(f"{config} has no 'distill' section (use 'kdrestore train')")
     run_dir = Path(args.resume or args.run_dir or Path(cfg.output_dir) / cfg.name)
     leaks = leak_guard(cfg, allow_leaks=args.allow_leaks, what=f"kdrestore {args.command}", quiet=args.quiet)
     trainer = Trainer(cfg, run_dir, resume=args.resume is not None, progress=not args.quiet)
@@ -158,7 +163,7 @@ def _data_root(args: argparse.Namespace) -> str:
 
     data = args.data or os.environ.get("KDRESTORE_DATA")
     if not data:
-        raise SystemExit(f"kdrestore {args.command}: give --data (the benchmark data root) or set KDRESTORE_DATA")
+        raise KdrestoreError("give --data (the benchmark data root) or set KDRESTORE_DATA")
     return data
 
 
@@ -186,7 +191,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from .experiments.bench_coic import coic_bench
 
         if args.task and args.task != ["derain"]:
-            raise SystemExit("kdrestore bench coic: covers derain only (mixed rain data)")
+            raise KdrestoreError("bench coic covers derain only (mixed rain data)")
         record = coic_bench(data, opts, rows=args.methods, command=command)
     elif args.what == "trnr":
         from .experiments.bench_trnr import trnr_bench
@@ -230,7 +235,6 @@ def cmd_samples(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     from .deploy.batch import check_outdir, expand_inputs
     from .deploy.restore import load, load_default, restore_files
-    from .errors import KdrestoreError
 
     if not args.model and not args.task:
         raise KdrestoreError("give --task (denoise, derain or dehaze: its shipped student is used) or --model "
@@ -297,7 +301,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.int8:
         task = r.task if r.task in TASK_CONVENTIONS else None
         if not args.calibration and task is None:
-            raise SystemExit("kdrestore export: --int8 needs --calibration DIR (degraded images) or a --task")
+            raise KdrestoreError("--int8 needs --calibration DIR (degraded images) or a --task")
         calib = [args.calibration] if args.calibration else \
             [s["input"].numpy().transpose(1, 2, 0) for s in ex.builtin_samples(task, r.channels, "train", 16)]
         int8_path = Path(args.int8_output or out.with_suffix(".int8.onnx"))
@@ -335,7 +339,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     for item in args.photos:
         task, sep, folder = item.partition("=")
         if not sep or task not in ("denoise", "derain", "dehaze"):
-            raise SystemExit(f"kdrestore report: --photos takes TASK=DIR with TASK denoise, derain or dehaze, got {item!r}")
+            raise KdrestoreError(f"--photos takes TASK=DIR with TASK denoise, derain or dehaze, got {item!r}")
         photos[task] = folder
     out = build_report(args.runs, args.output, data=data, bench=args.bench,
                        peers=args.peers or os.environ.get("KDRESTORE_PEERS"), sigma=args.sigma,
@@ -348,7 +352,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_check_leaks(args: argparse.Namespace) -> int:
     from .data.leaks import THRESHOLD, find_leaks, image_set, relative
     from .data.leakguard import LeakCheck, data_root, format_check, recipe_leak_check
-    from .errors import KdrestoreError
     from .fsutil import atomic_write_json
 
     threshold = THRESHOLD if args.threshold is None else args.threshold
@@ -378,7 +381,7 @@ def _parse_kv(text: str) -> tuple[str, object]:
     import yaml
 
     if "=" not in text:
-        raise SystemExit(f"expected key=value, got {text!r}")
+        raise KdrestoreError(f"expected key=value, got {text!r}")
     key, value = text.split("=", 1)
     return key.strip(), yaml.safe_load(value)
 
