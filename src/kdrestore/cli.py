@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
+from .commands import (bench_coic, bench_datafree, bench_distill, bench_methods, bench_trnr, cmd_bench, cmd_calibrate,
+                       cmd_check_leaks, cmd_degrade, cmd_demo, cmd_eval, cmd_export, cmd_models, cmd_package,
+                       cmd_report, cmd_restore, cmd_samples, cmd_train)
 from .version import __version__
-from .commands import (cmd_bench, cmd_calibrate, cmd_check_leaks, cmd_degrade, cmd_demo, cmd_eval, cmd_export,
-                       cmd_models, cmd_package, cmd_report, cmd_restore, cmd_samples, cmd_train)
 
 ALLOW_LEAKS = "run even when test or validation scenes are in the training data (recorded as an override)"
 
@@ -21,15 +22,15 @@ def task_folder(text: str) -> str:
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kdrestore", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"kdrestore {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_models(sub: Any) -> None:
+    """``models``."""
     p = sub.add_parser("models", help="list the registered models with their parameter counts")
     p.add_argument("--task", choices=["denoise", "derain", "dehaze"])
     p.set_defaults(func=cmd_models)
 
+
+def add_eval(sub: Any) -> None:
+    """``eval``."""
     p = sub.add_parser("eval", help="score a model on a data set (PSNR/SSIM, params, MACs, ms)")
     p.add_argument("--model", required=True, help="shipped pretrained name, run directory, or registry name "
                    "(peers: their published weights under --peers)")
@@ -47,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)
 
+
+def add_calibrate(sub: Any) -> None:
+    """``calibrate``."""
     p = sub.add_parser("calibrate", help="score a peer on our synthetic held-out data next to its real benchmark "
                                          "and sweep the synthesis parameters to bring the two together")
     p.add_argument("--task", required=True, choices=["derain", "dehaze"])
@@ -63,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_calibrate)
 
+
+def add_degrade(sub: Any) -> None:
+    """``degrade``."""
     p = sub.add_parser("degrade", help="write a synthetically degraded copy of a folder of clean images")
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True)
@@ -73,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_degrade)
 
+
+def add_train(sub: Any) -> None:
+    """``train`` and ``distill``: the one trainer, from a recipe."""
     for name, text in (("train", "train a model from a YAML recipe (also under torchrun)"),
                        ("distill", "distill a student from teachers with a recipe's 'distill' section")):
         p = sub.add_parser(name, help=text)
@@ -89,12 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true")
         p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("bench", help="benchmarks, each row as mean ± sd over --seeds at one per-row budget; "
-                                     "'distill': distillation methods per task; 'methods': SPDD/KDDN (dehaze) and "
-                                     "HMDS (denoise); 'datafree': data-free vs data-trained students; 'trnr': "
-                                     "few-image training, ordinary vs TRNR (--batch: tasks per step); 'coic': a "
-                                     "backbone with vs without CoIC on mixed rain, per source")
-    p.add_argument("what", choices=["distill", "methods", "datafree", "trnr", "coic"])
+
+def bench_options() -> argparse.ArgumentParser:
+    """The options every bench shares: tasks, data, the per-row budget, seeds, jobs, device, output."""
+    p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--task", nargs="+", choices=["denoise", "derain", "dehaze"],
                    help="default: all three (distill, datafree); denoise and dehaze (methods); derain denoise (trnr)")
     p.add_argument("--data", help="benchmark data root (default $KDRESTORE_DATA)")
@@ -113,26 +121,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="train.device of every row (default auto: cuda when available)")
     p.add_argument("--methods", nargs="*", help="rows (default: all of the bench's rows for the task)")
     p.add_argument("--test-limit", type=int, help="score on the first N test images only")
-    p.add_argument("--multi-steps", type=int, help="datafree: steps of the multi-weather student (default "
-                                                   "the per-row steps x tasks)")
-    p.add_argument("--generator-steps", type=int, help="datafree: generator updates per generator phase (default 1)")
-    p.add_argument("--sets", nargs="+", choices=["Set12", "CBSD68"], help="methods, denoise: test sets (default both)")
-    p.add_argument("--sigma", nargs="+", type=float, help="methods, denoise: noise levels (default 25 50)")
-    p.add_argument("--images", default="20", help="trnr: clean training images, a count or a share such as 20%%")
-    p.add_argument("--full-size", action="store_true", help="trnr: MSResNet/DNNet instead of their tiny variants")
     p.add_argument("--workdir", help="where rows train (temporary folders; default the system's)")
     p.add_argument("--json", help="write the results record (command, budget, seeds, device, rows) here, e.g. "
                                   "benchmarks/results/<bench>.json")
     p.add_argument("--allow-leaks", action="store_true", help=ALLOW_LEAKS + " (beside --json)")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_bench)
+    return p
 
+
+def add_bench(sub: Any) -> None:
+    """``bench NAME``: one sub-command per bench, the shared options plus its own."""
+    p = sub.add_parser("bench", help="benchmarks, each row as mean ± sd over --seeds at one per-row budget")
+    benches = p.add_subparsers(dest="what", required=True, metavar="NAME")
+    shared = [bench_options()]
+
+    def bench(name: str, runner: Any, text: str) -> argparse.ArgumentParser:
+        b = benches.add_parser(name, parents=shared, help=text)
+        b.set_defaults(func=cmd_bench, run_bench=runner)
+        return b
+
+    bench("distill", bench_distill, "distillation methods per task against the student alone and the teacher")
+    b = bench("methods", bench_methods, "SPDD/KDDN (dehaze) and HMDS (denoise) against the same network without them")
+    b.add_argument("--sets", nargs="+", choices=["Set12", "CBSD68"], help="denoise: test sets (default both)")
+    b.add_argument("--sigma", nargs="+", type=float, help="denoise: noise levels (default 25 50)")
+    b = bench("datafree", bench_datafree, "data-free vs data-trained students")
+    b.add_argument("--multi-steps", type=int, help="steps of the multi-weather student (default the per-row "
+                                                   "steps x tasks)")
+    b.add_argument("--generator-steps", type=int, help="generator updates per generator phase (default 1)")
+    b = bench("trnr", bench_trnr, "few-image training, ordinary vs TRNR (--batch: tasks per step)")
+    b.add_argument("--images", default="20", help="clean training images, a count or a share such as 20%%")
+    b.add_argument("--full-size", action="store_true", help="MSResNet/DNNet instead of their tiny variants")
+    bench("coic", bench_coic, "a backbone with vs without CoIC on mixed rain, per source")
+
+
+def add_demo(sub: Any) -> None:
+    """``demo``."""
     p = sub.add_parser("demo", help="degrade the built-in images, restore them, print scores, write a picture")
     p.add_argument("-o", "--output", default="kdrestore-demo")
     p.add_argument("--peers", help="folder of published peer weights, to include the peers")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
 
+
+def add_samples(sub: Any) -> None:
+    """``samples``."""
     p = sub.add_parser("samples", help="render the generator of a data-free run (latest checkpoint) as a PNG grid")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("-o", "--output", help="PNG file (default RUN_DIR/generator/view_step_<step>.png)")
@@ -140,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, help="image side, a multiple of 4 (default: the training crop)")
     p.set_defaults(func=cmd_samples)
 
+
+def add_restore(sub: Any) -> None:
+    """``restore``."""
     p = sub.add_parser("restore", help="restore images (files, folders, globs) with a trained model")
     p.add_argument("input", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("-o", "--output", required=True, help="output folder (never an input's folder)")
@@ -166,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_restore)
 
+
+def add_package(sub: Any) -> None:
+    """``package``."""
     p = sub.add_parser("package", help="ship a finished run as a pretrained student: weights + scored model card")
     p.add_argument("run", help="run directory (its last checkpoint is shipped, EMA weights when present)")
     p.add_argument("--name", required=True, help="the name users will type, e.g. dehaze-small")
@@ -183,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-leaks", action="store_true", help=ALLOW_LEAKS + " (in the model card)")
     p.set_defaults(func=cmd_package)
 
+
+def add_check_leaks(sub: Any) -> None:
+    """``check-leaks``."""
     p = sub.add_parser("check-leaks", help="find test/validation images whose scene is in the training data "
                                            "(image search); exit status 1 when any leaks")
     p.add_argument("--train", nargs="+", metavar="DIR", help="training folders (paired: clean side; rgb/ subfolders)")
@@ -197,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the full report to this JSON file")
     p.set_defaults(func=cmd_check_leaks)
 
+
+def add_export(sub: Any) -> None:
+    """``export``."""
     p = sub.add_parser("export", help="export a model to ONNX (dynamic size), check parity, optionally INT8")
     p.add_argument("--model", required=True, help="run directory, shipped pretrained name or registry name")
     p.add_argument("--weights")
@@ -211,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=4, help="built-in test crops for the INT8 PSNR cost")
     p.set_defaults(func=cmd_export)
 
+
+def add_report(sub: Any) -> None:
+    """``report``."""
     p = sub.add_parser("report", help="HTML report of runs: crop grids input/teacher/student/truth, PSNR plots")
     p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories or shipped model names")
     p.add_argument("--photos", action="append", default=[], metavar="TASK=DIR", type=task_folder,
@@ -230,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads for the timings (default: torch's)")
     p.add_argument("--title", default="kdrestore report")
     p.set_defaults(func=cmd_report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kdrestore", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"kdrestore {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (add_models, add_eval, add_calibrate, add_degrade, add_train, add_bench, add_demo, add_samples, add_restore, add_package, add_check_leaks, add_export, add_report,):
+        add(sub)
     return parser
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .errors import KdrestoreError
 
@@ -168,6 +168,8 @@ def _data_root(args: argparse.Namespace) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """``kdrestore bench NAME``: the leak guard, the shared budget options, then the bench's own runner
+    (``args.run_bench``, set by its sub-command), its table and its JSON record."""
     import shlex
 
     from .experiments.bench_common import BenchOptions, format_rows
@@ -175,45 +177,56 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .fsutil import atomic_write_json
 
     data = _data_root(args)
-    bench_leak_guard(args.what, data, tasks=args.task, sets=args.sets, allow_leaks=args.allow_leaks, json=args.json)
+    bench_leak_guard(args.what, data, tasks=args.task, sets=getattr(args, "sets", None), allow_leaks=args.allow_leaks,
+                     json=args.json)
     opts = BenchOptions(batch=args.batch, crop=args.crop, steps=args.steps, samples=args.samples,
                         time_budget=args.time_budget, seeds=list(args.seeds), jobs=args.jobs, pipeline=args.pipeline,
                         device=args.device, test_limit=args.test_limit, peers=args.peers, workdir=args.workdir,
                         progress=not args.quiet)
-    command = "kdrestore " + shlex.join(args.argv)
-    if args.what == "datafree":
-        from .experiments.bench_datafree import datafree_bench
-
-        options = None if args.generator_steps is None else {"generator_steps": args.generator_steps}
-        record = datafree_bench(data, opts, tasks=args.task, rows=args.methods, multi_steps=args.multi_steps,
-                                options=options, command=command)
-    elif args.what == "coic":
-        from .experiments.bench_coic import coic_bench
-
-        if args.task and args.task != ["derain"]:
-            raise KdrestoreError("bench coic covers derain only (mixed rain data)")
-        record = coic_bench(data, opts, rows=args.methods, command=command)
-    elif args.what == "trnr":
-        from .experiments.bench_trnr import trnr_bench
-
-        record = trnr_bench(args.task or ["derain", "denoise"], data, opts, images=args.images,
-                            full_size=args.full_size, methods=args.methods, command=command)
-    elif args.what == "methods":
-        from .experiments.bench_methods import methods_bench
-
-        record = methods_bench(args.task or ["denoise", "dehaze"], data, opts, methods=args.methods, sets=args.sets,
-                               sigmas=args.sigma, command=command)
-    else:
-        from .experiments.bench import distill_bench
-
-        record = distill_bench(args.task or ["denoise", "derain", "dehaze"], data, opts, methods=args.methods,
-                               command=command)
+    record = args.run_bench(args, data, opts, "kdrestore " + shlex.join(args.argv))
     print(f"bench {args.what}: {opts.describe()}; {record['device']}")
     print(format_rows(record["rows"], record["teachers"]), flush=True)
     if args.json:
         atomic_write_json(args.json, record)
         print(f"wrote {args.json}")
     return 0
+
+
+def bench_distill(args: argparse.Namespace, data: str, opts: Any, command: str) -> dict[str, Any]:
+    from .experiments.bench import distill_bench
+
+    return distill_bench(args.task or ["denoise", "derain", "dehaze"], data, opts, methods=args.methods,
+                         command=command)
+
+
+def bench_methods(args: argparse.Namespace, data: str, opts: Any, command: str) -> dict[str, Any]:
+    from .experiments.bench_methods import methods_bench
+
+    return methods_bench(args.task or ["denoise", "dehaze"], data, opts, methods=args.methods, sets=args.sets,
+                         sigmas=args.sigma, command=command)
+
+
+def bench_datafree(args: argparse.Namespace, data: str, opts: Any, command: str) -> dict[str, Any]:
+    from .experiments.bench_datafree import datafree_bench
+
+    options = None if args.generator_steps is None else {"generator_steps": args.generator_steps}
+    return datafree_bench(data, opts, tasks=args.task, rows=args.methods, multi_steps=args.multi_steps,
+                          options=options, command=command)
+
+
+def bench_trnr(args: argparse.Namespace, data: str, opts: Any, command: str) -> dict[str, Any]:
+    from .experiments.bench_trnr import trnr_bench
+
+    return trnr_bench(args.task or ["derain", "denoise"], data, opts, images=args.images, full_size=args.full_size,
+                      methods=args.methods, command=command)
+
+
+def bench_coic(args: argparse.Namespace, data: str, opts: Any, command: str) -> dict[str, Any]:
+    from .experiments.bench_coic import coic_bench
+
+    if args.task and args.task != ["derain"]:
+        raise KdrestoreError("bench coic covers derain only (mixed rain data)")
+    return coic_bench(data, opts, rows=args.methods, command=command)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
