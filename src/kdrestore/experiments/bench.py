@@ -98,7 +98,8 @@ def _recipe(task_name: str, task: BenchTask, data_root: Path, opts: BenchOptions
     return recipe
 
 
-def _cost(model: nn.Module, shape: tuple[int, ...]) -> dict[str, float]:
+def model_cost(model: nn.Module, shape: tuple[int, ...]) -> dict[str, float]:
+    """Parameters, MACs and median CPU milliseconds of ``model`` at ``shape`` (every bench row's cost)."""
     lat = measure_latency(model, shape, repeats=5, warmup=1)
     return {"params": count_params(model), "macs": count_macs(model, shape), "cpu_ms": lat.median_ms}
 
@@ -119,7 +120,7 @@ def train_and_score(recipe: dict[str, Any], run_dir: Path, score: Callable[[nn.M
     model = (trainer.ema.shadow if trainer.ema is not None else trainer.model).eval()
     res = score(model, label)
     row = {"psnr": res.psnr, "ssim": res.ssim, "train_wall_s": wall, "steps": trainer.step,  # time budgets: steps run
-           "images": len(res.images), **_cost(model, probe)}
+           "images": len(res.images), **model_cost(model, probe)}
     return row, model
 
 
