@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import RunConfig, distill_section
 from ..errors import KdrestoreError
 from ..evaluate.metrics import TASK_CONVENTIONS, psnr
 from ..evaluate.profile import count_params, measure_latencies
@@ -62,24 +63,21 @@ def read_curves(run: Path) -> dict[str, dict[str, list[tuple[float, float]]]]:
     return {k: v for k, v in (("loss", losses), ("val", val)) if v}
 
 
-def _teacher(raw: dict[str, Any], cfg_path: Path, peers: str | None) -> tuple[nn.Module | None, str | None, str]:
+def _teacher(cfg: RunConfig, peers: str | None) -> tuple[nn.Module | None, str | None, str]:
     """The first teacher of the recipe's distill section: ``(module, name, note)``; module None when absent."""
-    from ..config import build_section
-    from ..distill.teacher import TeacherSpec, load_teacher
+    from ..distill.teacher import load_teacher
 
-    distill = raw.get("distill") or {}
-    teachers = distill.get("teachers") or []
-    if not teachers:
+    distill = distill_section(cfg)
+    if not cfg.distill or not distill.teachers:
         return None, None, ""
     try:
-        spec = build_section(TeacherSpec, teachers[0], "distill.teachers[0]", str(cfg_path))
-        teacher = load_teacher(spec, peers or distill.get("peers"))
+        teacher = load_teacher(distill.teachers[0], peers or distill.peers)
     except (KdrestoreError, OSError, ValueError) as exc:
         return None, None, f"teacher not shown: {exc}"
     return teacher, teacher.name, ""
 
 
-def _samples(task: str, channels: int, data: str | None, raw: dict[str, Any], cfg_path: Path | None, sigma: float,
+def _samples(task: str, channels: int, data: str | None, cfg: RunConfig | None, sigma: float,
              images: int) -> tuple[list[dict[str, Any]], str]:
     """A few test samples: the ``data`` folder if given, else the run's validation set."""
     from ..data.tasks import eval_dataset
@@ -87,24 +85,22 @@ def _samples(task: str, channels: int, data: str | None, raw: dict[str, Any], cf
     if data:
         ds, desc = eval_dataset(task, data, sigma=sigma, mode="gray" if channels == 1 else "rgb", limit=images)
     else:
-        from ..config import DatasetConfig, build_section
         from ..engine.datasets import build_dataset
 
-        val = (raw.get("data") or {}).get("val")
-        if not val or cfg_path is None:
+        dcfg = cfg.data.val if cfg is not None else None
+        if dcfg is None or cfg is None:
             raise KdrestoreError("no validation set (data.val) to take images from: pass --data DIR "
                                  f"(a {task} test folder)")
-        dcfg = build_section(DatasetConfig, val, "data.val", str(cfg_path))
-        seed = int((raw.get("train") or {}).get("seed", 0))
-        ds, desc = build_dataset(dcfg, task, train=False, seed=seed), f"validation set {dcfg.kind} {dcfg.path or ''}"
+        ds = build_dataset(dcfg, task, train=False, seed=cfg.train.seed)
+        desc = f"validation set {dcfg.kind} {dcfg.path or ''}"
     n = min(images, len(ds))  # type: ignore[arg-type]
     return [ds[i] for i in range(n)], desc
 
 
-def _sigma(raw: dict[str, Any], given: float | None) -> float:
+def _sigma(cfg: RunConfig | None, given: float | None) -> float:
     if given is not None:
         return given
-    value = (((raw.get("data") or {}).get("train") or {}).get("params") or {}).get("sigma")
+    value = cfg.data.train.params.get("sigma") if cfg is not None else None
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 25.0
 
 
@@ -125,35 +121,30 @@ def load_section(item: str, *, data: dict[str, str] | None = None, peers: str | 
         if not shipped and not run.is_dir():
             raise KdrestoreError("not a run directory (no such folder) nor a shipped model name "
                                  f"({', '.join(shipped_names()) or 'none shipped yet'})")
-        raw: dict[str, Any] = {}
         rundir = None if shipped else RunDir(run)
-        cfg_path = None if rundir is None else rundir.config_file
-        if rundir is not None:
-            if not rundir.is_run():
-                raise KdrestoreError(f"a folder but not a run directory: no {CONFIG_FILE}")
-            raw = rundir.config_dict()
-            if not isinstance(raw, dict):
-                raise KdrestoreError(f"{cfg_path} is not a mapping of sections")
+        if rundir is not None and not rundir.is_run():
+            raise KdrestoreError(f"a folder but not a run directory: no {CONFIG_FILE}")
+        cfg = rundir.config() if rundir is not None else None
         spec = resolve(item)
-        task = str(spec.task or raw.get("task") or "")
+        task = str(spec.task or (cfg.task if cfg is not None else "") or "")
         if task not in TASK_CONVENTIONS:
             raise KdrestoreError(f"unknown task {task!r} (expected {', '.join(TASK_CONVENTIONS)})")
         folder = _data_for(task, data)
-        if folder is None and cfg_path is None:
+        if folder is None and cfg is None:
             rel = (spec.card.get("bench") or {}).get("data") or DEFAULT_TEST_SETS.get((task, spec.channels))
             root = os.environ.get("KDRESTORE_DATA")
             folder = str(Path(root) / rel) if root and rel else None
             if folder is None:
                 raise KdrestoreError("a shipped model needs --data DIR (or $KDRESTORE_DATA) for its test images")
-        samples, desc = _samples(task, spec.channels, folder, raw, cfg_path, _sigma(raw, sigma), images)
-        teacher, t_name, note = _teacher(raw, cfg_path, peers) if cfg_path else (None, None, "")
+        samples, desc = _samples(task, spec.channels, folder, cfg, _sigma(cfg, sigma), images)
+        teacher, t_name, note = _teacher(cfg, peers) if cfg is not None else (None, None, "")
         final = (rundir.final_metrics() if rundir is not None else None) or {}
     except (KdrestoreError, OSError, ValueError) as exc:
         raise KdrestoreError(f"report: cannot use {item}: {exc}") from exc
-    method = str((raw.get("distill") or {}).get("method", "kd"))
-    name = str(raw.get("name") or spec.card.get("name") or Path(item).name)
+    method = distill_section(cfg).method if cfg is not None and cfg.distill else "kd"
+    name = str((cfg.name if cfg is not None else None) or spec.card.get("name") or Path(item).name)
     sec = Section(item, name, task, spec.name, spec.source, count_params(spec.model), desc, t_name,
-                  [note] if note else [], final=final, curves=read_curves(run) if cfg_path else {})
+                  [note] if note else [], final=final, curves=read_curves(run) if cfg is not None else {})
     if teacher is not None and method == "kddn":
         sec.notes.append("the KDDN teacher reconstructs the clean image: its column shows teacher(ground truth)")
     _render_grid(sec, spec.model, teacher, samples, crop, method == "kddn")
