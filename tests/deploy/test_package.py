@@ -8,6 +8,7 @@ from safetensors import safe_open
 from kdrestore.cli import main
 from kdrestore.data.imageio import write_image
 from kdrestore.deploy import loader
+from kdrestore.models import shipped
 from kdrestore.deploy.package import _run_summary, package_run
 from kdrestore.errors import KdrestoreError
 from kdrestore.data.tasks import eval_samples
@@ -39,7 +40,7 @@ def test_package_scores_the_shipped_weights(finished_run, tmp_path, monkeypatch)
     assert [s["sigma"] for s in card["scores"]] == [15, 50]
     assert card["scores"][0]["psnr"] > card["scores"][1]["psnr"]  # less noise, higher PSNR
     # the card's number is what the shipped (float16) file scores when loaded by name
-    monkeypatch.setattr(loader, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(shipped, "PRETRAINED_DIR", tmp_path)
     spec = loader.load_shipped("gray-tiny")
     samples, total, _ = eval_samples("denoise", root / "data" / "denoise" / "tiny", sigma=15, mode="gray")
     res = evaluate(spec.model, samples, TASK_CONVENTIONS["denoise"], progress=False, total=total)

@@ -26,7 +26,7 @@ from ..evaluate.metrics import TASK_CONVENTIONS
 from ..evaluate.profile import count_macs, count_params
 from ..evaluate.runner import evaluate
 from ..models.registry import build_model, model_entry
-from .loader import PRETRAINED_DIR
+from ..models import shipped
 
 
 def _teacher_label(spec: dict[str, Any]) -> str | None:
@@ -105,7 +105,7 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
     ``leak_check``: the :func:`run_leak_check` entry for the card.
     Returns the card that was written.
     """
-    run, dest = Path(run_dir), Path(dest) if dest else PRETRAINED_DIR
+    run, dest = Path(run_dir), Path(dest) if dest else shipped.PRETRAINED_DIR
     cfg, summary = _run_summary(run)
     manager = CheckpointManager(run)
     ckpt = manager.best() or manager.latest()
