@@ -30,9 +30,14 @@ from ..models import shipped
 
 
 def _teacher_label(spec: dict[str, Any]) -> str | None:
-    """``ffdnet-rgb(sigma=15)``: a recipe's teacher with its factory arguments, for the card."""
-    name, args = spec.get("name") or spec.get("torchscript"), spec.get("args") or {}
-    return f"{name}({', '.join(f'{k}={v}' for k, v in args.items())})" if args else name
+    """``ffdnet-rgb(sigma=15)``: a recipe's teacher with its factory arguments, for the card; ensembles
+    as ``mean(a, b)``, self-ensembles as ``x8(a)``."""
+    if spec.get("members"):
+        label = "mean(" + ", ".join(str(_teacher_label(m)) for m in spec["members"]) + ")"
+    else:
+        name, args = spec.get("name") or spec.get("exported") or spec.get("torchscript"), spec.get("args") or {}
+        label = f"{name}({', '.join(f'{k}={v}' for k, v in args.items())})" if args else name
+    return f"x8({label})" if spec.get("self_ensemble") else label
 
 
 def _run_summary(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -67,7 +72,7 @@ def _budget_spent(run: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     final = json.loads(path.read_text())
-    keys = ("device", "time_budget_s", "time_spent_s", "wall_s_this_session", "samples_per_s", "pipeline")
+    keys = ("steps", "device", "time_budget_s", "time_spent_s", "wall_s_this_session", "samples_per_s", "pipeline")
     return {"final": {k: final[k] for k in keys if k in final}}
 def run_leak_check(run_dir: str | os.PathLike[str], tests: list[str], *, data_root: str | os.PathLike[str],
                    allow_leaks: bool = False) -> dict[str, Any]:
@@ -161,9 +166,18 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
     try:
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
         (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        old = target.with_name(f".{name}.replaced") if target.exists() else None
+        if old is not None:  # the shipped copy stays whole until the new one is in place
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if old is not None:
+                os.replace(old, target)
+            raise
+        if old is not None:
+            shutil.rmtree(old)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
