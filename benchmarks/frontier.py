@@ -28,7 +28,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from kdrestore.deploy.loader import PRETRAINED_DIR, load_shipped, resolve, shipped_names
+from kdrestore.deploy.loader import load_shipped, resolve, shipped_names
+from kdrestore.models.shipped import PRETRAINED_DIR
 from kdrestore.errors import KdrestoreError
 from kdrestore.evaluate.profile import count_macs, count_params, keep_freed_memory, measure_latencies
 from kdrestore.experiments.ship import ShipTarget, _int8_psnr, _onnx_versions, _score

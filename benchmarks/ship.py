@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from kdrestore.deploy.loader import PRETRAINED_DIR, shipped_names
+from kdrestore.models.shipped import PRETRAINED_DIR, shipped_names
 from kdrestore.errors import KdrestoreError
 from kdrestore.evaluate.profile import keep_freed_memory
 from kdrestore.experiments.ship import bench_student, format_ship, format_summary, ship_target

@@ -39,14 +39,19 @@ kdrestore package "$RUNS/ship-denoise-gray-fast" --name denoise-gray-fast --half
 
 # 1c. denoise-gray-s25: RepDN (re-parameterisable, pixel-unshuffled) at sigma 25, initialised from FFDNet-gray,
 #     kd from FFDNet + L1, INT8 fake-quantisation for the last fifth (kd-qat). The shipped run was stopped at
-#     step 750 and resumed with --set train.steps=2200 (planned 4000), as its card's notes say.
+#     step 750 and resumed with --set train.steps=2200 (planned 4000), as its card's notes say; package ships
+#     the best checkpoint by validation (step 1750, before the fake-quantised steps).
 train configs/ship/denoise-gray-s25.yaml ship-denoise-gray-s25 --set "model.weights=$KDRESTORE_PEERS/FFDNet/net_gray.pth"
 kdrestore package "$RUNS/ship-denoise-gray-s25" --name denoise-gray-s25 --half --competes-with dncnn-s25 \
   --recipe configs/ship/denoise-gray-s25.yaml --test denoise/Set12 --sigma 25 --force
 
-# 2. denoise-color: MDRN-RGB from scratch, HMDS with three FFDNet-RGB level teachers on blind noise.
+# 2. denoise-color: MDRN-RGB from scratch, HMDS with three FFDNet-RGB level teachers on blind noise, then
+#    continued from those weights for 65 minutes on the batched pipeline (a warm restart, lineage in the card).
 train configs/ship/denoise-color.yaml ship-denoise-color
-kdrestore package "$RUNS/ship-denoise-color" --name denoise-color --half --competes-with ffdnet-rgb \
+train configs/ship/denoise-color.yaml ship-denoise-color-cont --set "model.init_from=$RUNS/ship-denoise-color" \
+  --set data.train.pipeline=batched --set distill.teacher_channels_last=true --set train.time_budget=65m \
+  --set train.steps=100000 --set train.val_every=300
+kdrestore package "$RUNS/ship-denoise-color-cont" --name denoise-color --half --competes-with ffdnet-rgb \
   --recipe configs/ship/denoise-color.yaml --test denoise/CBSD68 --sigma 15 25 50 --force
 
 # 3. derain-small: MSResNet-tiny distilled from PReNet6 (output + contrastive) on synthetic heavy rain.
@@ -56,16 +61,15 @@ kdrestore package "$RUNS/ship-derain-small" --name derain-small --competes-with 
 
 # 3b. derain-light: MSResNet-tiny continued from derain-small's weights on the Rain100L training pairs (the last
 #     20 held out: they validate and are the card's and the ship bench's score; Rain100L's test set is not in the data).
-#     Run it before a later step replaces derain-small, or point model.weights at the derain-small of commit 6c7edf9.
-train configs/ship/derain-light.yaml ship-derain-light
+#     It starts from the shipped derain-small (model.init_from), or from this script's run of step 3:
+train configs/ship/derain-light.yaml ship-derain-light --set "model.init_from=$RUNS/ship-derain-small"
 kdrestore package "$RUNS/ship-derain-light" --name derain-light --competes-with prenet6-rain100l \
   --recipe configs/ship/derain-light.yaml --test train/Rain100L-train --test-holdout 20 --force
 
 # 4. dehaze-small: tinydehaze, SPDD (self-parameter distillation) on synthetic haze over BSDS500, then
 #    continued on RESIDE-ITS haze over NYU-Depth-v2 scenes with their measured depth (issue 16).
-#    Stage 2 starts from stage 1's EMA weights, as shipped before (the recipe's model.weights names that file).
+#    Stage 2 starts from stage 1's run (its best EMA weights; the shipped stage 1 ended at its last checkpoint).
 train configs/ship/dehaze-small-bsds500.yaml ship-dehaze-small-bsds500
-train configs/ship/dehaze-small.yaml ship-dehaze-small \
-  --set "model.weights=$(last_ema_weights "$RUNS/ship-dehaze-small-bsds500")"
+train configs/ship/dehaze-small.yaml ship-dehaze-small --set "model.init_from=$RUNS/ship-dehaze-small-bsds500"
 kdrestore package "$RUNS/ship-dehaze-small" --name dehaze-small --competes-with gcanet \
   --recipe configs/ship/dehaze-small.yaml --test dehaze/SOTS-indoor-50 --force

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kdrestore.deploy.loader import CARD_REQUIRED, PRETRAINED_DIR, read_card, shipped_names
+from kdrestore.models.shipped import CARD_REQUIRED, PRETRAINED_DIR, read_card, shipped_names
 
 README = (PRETRAINED_DIR / "README.md").read_text(encoding="utf-8")
 

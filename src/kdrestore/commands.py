@@ -15,7 +15,8 @@ from .errors import KdrestoreError
 def cmd_models(args: argparse.Namespace) -> int:
     import torch
 
-    from .deploy.loader import DEFAULT_COLOR_MODELS, DEFAULT_MODELS, read_card, shipped_names, PRETRAINED_DIR
+    from .deploy.loader import DEFAULT_COLOR_MODELS, DEFAULT_MODELS
+    from .models.shipped import PRETRAINED_DIR, read_card, shipped_names
     from .evaluate.profile import count_params
     from .models.registry import build_model, list_models
 

@@ -328,6 +328,10 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
     _check_holdout(cfg, source)
     if cfg.train.time_budget is not None:
         parse_duration(cfg.train.time_budget, f"{source}: train.time_budget")
+    for section, ds in (("data.train", cfg.data.train), ("data.val", cfg.data.val)):
+        if ds is not None and ds.pack is not None and ds.kind != "synth":
+            raise ConfigError(f"{source}: {section}.pack holds clean images for kind 'synth'; kind '{ds.kind}' "
+                              "reads its folder")
     if cfg.data.train.pipeline == "batched" and cfg.data.train.kind != "synth":
         raise ConfigError(f"{source}: data.train.pipeline 'batched' needs kind 'synth' (clean images degraded "
                           f"on the fly), got kind '{cfg.data.train.kind}'")

@@ -106,7 +106,7 @@ def test_paired_folders_use_their_clean_side_and_nyu_folders_their_rgb(tmp_path)
     save(photo(9), nyu / "rgb" / "0001.jpg")
     save(Image.new("L", (40, 30)), nyu / "depth" / "0001.png")
     files, note = folder_items(nyu)
-    assert [p.name for p in files] == ["0001.jpg"] and note == "rgb/ subfolder"
+    assert [p.name for p in files] == ["0001.jpg"] and note == "rgb/ of the scenes with a depth map"
 
 
 def test_holdout_and_limit_select_the_files_a_section_reads(tmp_path):

@@ -8,6 +8,7 @@ from safetensors import safe_open
 from kdrestore.cli import main
 from kdrestore.data.imageio import write_image
 from kdrestore.deploy import loader
+from kdrestore.models import shipped
 from kdrestore.deploy.package import _run_summary, package_run
 from kdrestore.errors import KdrestoreError
 from kdrestore.data.tasks import eval_samples
@@ -39,7 +40,7 @@ def test_package_scores_the_shipped_weights(finished_run, tmp_path, monkeypatch)
     assert [s["sigma"] for s in card["scores"]] == [15, 50]
     assert card["scores"][0]["psnr"] > card["scores"][1]["psnr"]  # less noise, higher PSNR
     # the card's number is what the shipped (float16) file scores when loaded by name
-    monkeypatch.setattr(loader, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(shipped, "PRETRAINED_DIR", tmp_path)
     spec = loader.load_shipped("gray-tiny")
     samples, total, _ = eval_samples("denoise", root / "data" / "denoise" / "tiny", sigma=15, mode="gray")
     res = evaluate(spec.model, samples, TASK_CONVENTIONS["denoise"], progress=False, total=total)
@@ -48,9 +49,11 @@ def test_package_scores_the_shipped_weights(finished_run, tmp_path, monkeypatch)
 def test_card_names_each_teacher_with_its_arguments(tmp_path):
     (tmp_path / "config.yaml").write_text(
         "name: r\ndistill:\n  method: hmds\n  teachers:\n    - {name: ffdnet-rgb, args: {sigma: 15}}\n"
-        "    - {name: dncnn-s25}\n")
+        "    - {name: dncnn-s25}\n    - {members: [{name: dncnn-s25}, {name: ffdnet-gray}], self_ensemble: true}\n"
+        "    - {exported: teachers/big.pt2}\n")
     _, summary = _run_summary(tmp_path)
-    assert summary["teachers"] == ["ffdnet-rgb(sigma=15)", "dncnn-s25"] and summary["method"] == "hmds"
+    assert summary["teachers"] == ["ffdnet-rgb(sigma=15)", "dncnn-s25", "x8(mean(dncnn-s25, ffdnet-gray))",
+                                   "teachers/big.pt2"] and summary["method"] == "hmds"
 
 
 def test_package_refuses_to_replace_without_force(finished_run, tmp_path):
@@ -59,7 +62,7 @@ def test_package_refuses_to_replace_without_force(finished_run, tmp_path):
     with pytest.raises(KdrestoreError, match="exists: pass --force"):
         package_run(run, "m", ["denoise/tiny"], data_root=root / "data", dest=tmp_path)
     package_run(run, "m", ["denoise/tiny"], data_root=root / "data", dest=tmp_path, force=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # the replaced copy is gone too
 
 
 def test_package_command_and_bad_run(finished_run, tmp_path, capsys):
@@ -82,6 +85,9 @@ def test_card_carries_the_runs_lineage_and_budget(finished_run, tmp_path):
         (run / "lineage.json").unlink()
     assert card["lineage"] == [{"kind": "shipped", "source": "old-student", "sha256": "ab"}]
     assert card["training"]["final"]["device"] == "cpu" and card["training"]["final"]["pipeline"] == "per-sample"
+    assert card["training"]["final"]["steps"] == json.loads((run / "final_metrics.json").read_text())["steps"]
+
+
 def test_package_scores_only_the_held_out_part(finished_run, tmp_path):
     _, run = finished_run
     for i in range(5):

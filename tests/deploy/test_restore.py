@@ -14,6 +14,7 @@ import kdrestore
 from kdrestore.cli import main
 from kdrestore.data.imageio import read_image, write_image
 from kdrestore.deploy import loader
+from kdrestore.models import shipped
 from kdrestore.deploy.restore import Restorer, load, load_default, output_names, read_source, restore_files
 from kdrestore.errors import KdrestoreError
 from kdrestore.models.registry import build_model
@@ -129,7 +130,7 @@ def test_restore_command(run_dir, tmp_path, capsys):
 
 
 def test_unknown_names_and_missing_weights(monkeypatch, tmp_path):
-    monkeypatch.setattr(loader, "PRETRAINED_DIR", tmp_path / "none")
+    monkeypatch.setattr(shipped, "PRETRAINED_DIR", tmp_path / "none")
     with pytest.raises(KdrestoreError, match="none shipped yet.*Did you mean 'unet-tiny'"):
         load("unet-tiy")
     with pytest.raises(KdrestoreError, match="no published weights"):
@@ -145,7 +146,7 @@ def test_shipped_pretrained_card(monkeypatch, tmp_path):
     save_file(model.state_dict(), str(folder / "model.safetensors"))
     (folder / "card.json").write_text(json.dumps({"model": "unet-tiny", "args": {"in_channels": 1, "width": 4,
                                                   "levels": 2}, "task": "denoise", "channels": 1}))
-    monkeypatch.setattr(loader, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(shipped, "PRETRAINED_DIR", tmp_path)
     assert loader.shipped_names() == ["gray-small"]
     r = load("gray-small")
     assert r.channels == 1 and r.task == "denoise" and "pretrained" in r.source
@@ -164,7 +165,7 @@ def _ship(folder, channels: int, seed: int) -> None:
 
 def test_task_default_sends_colour_images_to_the_colour_student(monkeypatch, tmp_path):
     _ship(tmp_path / "gray", 1, 0)
-    monkeypatch.setattr(loader, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(shipped, "PRETRAINED_DIR", tmp_path)
     monkeypatch.setattr(loader, "DEFAULT_MODELS", {"denoise": "gray"})
     monkeypatch.setattr(loader, "DEFAULT_COLOR_MODELS", {"denoise": "color"})
     rng = np.random.default_rng(4)
@@ -183,7 +184,7 @@ def test_task_default_sends_colour_images_to_the_colour_student(monkeypatch, tmp
 
 def test_rain_option_picks_the_light_or_heavy_student(monkeypatch, tmp_path, capsys):
     _ship(tmp_path / "heavy", 3, 0)
-    monkeypatch.setattr(loader, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(shipped, "PRETRAINED_DIR", tmp_path)
     monkeypatch.setattr(loader, "RAIN_MODELS", {"heavy": "heavy", "light": "light"})
     assert "heavy" in load_default("derain").source  # the default is the heavy-rain student
     with pytest.raises(KdrestoreError, match="light-rain student 'light' is not shipped"):

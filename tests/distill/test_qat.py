@@ -75,3 +75,10 @@ def test_fake_quantised_repdn_stays_close_and_sends_gradient():
     assert 0 < float((out - ref).detach().abs().max()) < 0.05
     out.sum().backward()
     assert m.layers[1].conv1.weight.grad is not None and float(m.layers[1].conv1.weight.grad.abs().sum()) > 0
+
+
+def test_kd_qat_refuses_a_share_of_steps_under_a_time_budget(tmp_path):
+    cfg = qat_config({"name": "repdn", "args": {"width": 8, "depth": 3}}, 0.5)
+    cfg.train.time_budget = "5m"
+    with pytest.raises(KdrestoreError, match="qat_start.*time_budget"):
+        Trainer(cfg, tmp_path, progress=False)

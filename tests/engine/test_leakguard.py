@@ -10,6 +10,7 @@ from PIL import Image, ImageOps
 from kdrestore.cli import main
 from kdrestore.config import load_config
 from kdrestore.data.leakguard import LeakError, leak_guard, recipe_leak_check, write_leak_record
+from kdrestore.errors import KdrestoreError
 
 
 @pytest.fixture(autouse=True)
@@ -131,3 +132,26 @@ def test_a_clean_check_still_names_unreadable_images(tmp_path, capsys):
     assert record["result"] == "clean" and "leak check: clean" in captured.out
     assert "1 unreadable image(s) skipped" in captured.err and "zz-broken.png" in captured.err
     assert record["compared"]["against"][0]["unreadable"][0]["file"].endswith("zz-broken.png")
+
+
+def test_a_pack_without_its_folder_is_named_and_a_missing_data_root_refused(tmp_path):
+    f = folder(tmp_path / "f", [1, 2, 3])
+    cfg = load_config(data=recipe({"path": str(tmp_path / "elsewhere"), "pack": str(tmp_path / "p.npz")},
+                                  {"path": str(f), "holdout": 1}))
+    check = recipe_leak_check(cfg)
+    assert any("data.train: read from the data pack" in n and "not compared" in n for n in check.notes)
+    with pytest.raises(KdrestoreError, match="no-such-root: no such folder"):
+        recipe_leak_check(cfg, root=tmp_path / "no-such-root")
+
+
+def test_nyu_folders_compare_the_scenes_the_reader_pairs(tmp_path):
+    from kdrestore.data.leaks import image_set
+
+    nyu = tmp_path / "nyu"
+    folder(nyu / "rgb", [1, 2, 3])
+    (nyu / "depth").mkdir()
+    for stem in ("00", "02"):  # 01 has no depth map: the reader skips it, so must the guard
+        photo(9).save(nyu / "depth" / f"{stem}.png")
+    with pytest.warns(UserWarning, match="unpaired"):
+        s = image_set(nyu, holdout=1, part="val")
+    assert [p.name for p in s.paths] == ["02.png"]

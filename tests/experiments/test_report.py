@@ -121,7 +121,7 @@ def test_bench_json_errors_name_the_file(tmp_path):
 def test_a_shipped_name_uses_its_card_and_the_data_folder(tmp_path, monkeypatch):
     from safetensors.torch import save_file
 
-    from kdrestore.deploy import loader
+    from kdrestore.models import shipped
 
     folder = tmp_path / "pretrained" / "tiny-gray"
     folder.mkdir(parents=True)
@@ -129,7 +129,7 @@ def test_a_shipped_name_uses_its_card_and_the_data_folder(tmp_path, monkeypatch)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
     (folder / "card.json").write_text(json.dumps({"model": "dnnet-tiny", "args": {"channels": 4, "blocks": 1},
                                                   "task": "denoise", "channels": 1}))
-    monkeypatch.setattr(loader, "PRETRAINED_DIR", folder.parent)
+    monkeypatch.setattr(shipped, "PRETRAINED_DIR", folder.parent)
     monkeypatch.delenv("KDRESTORE_DATA", raising=False)
     with pytest.raises(KdrestoreError, match="tiny-gray: a shipped model needs --data"):
         build_report(["tiny-gray"], tmp_path / "r.html", latency=False)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from kdrestore.cli import main
 from kdrestore.data import builtin_images, write_image
-from kdrestore.deploy.loader import PRETRAINED_DIR, read_card, shipped_names
+from kdrestore.models.shipped import PRETRAINED_DIR, read_card, shipped_names
 from test_report import SHIP_JSON, _pngs, make_run
 
 BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)

@@ -65,7 +65,11 @@ def folder_items(folder: str | os.PathLike[str], rule: str = "auto", *, pairs_fi
     if has_subfolders and detect_layout(d) is not None:
         return [clean for _, clean in find_pairs(d, rule=rule)], "clean side of the pairs"
     images, note = list_images(d), "images"
-    if not images and (d / "rgb").is_dir():
+    if not images and (d / "rgb").is_dir() and (d / "depth").is_dir():  # the scenes the NYU reader pairs
+        from .nyu import find_nyu_scenes
+
+        images, note = [s.rgb for s in find_nyu_scenes(d).scenes], "rgb/ of the scenes with a depth map"
+    elif not images and (d / "rgb").is_dir():
         images, note = list_images(d / "rgb"), "rgb/ subfolder"
     if not images:
         raise KdrestoreError(f"no images found in {d} (nor a paired layout or an rgb/ subfolder)")

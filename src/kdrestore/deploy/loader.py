@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from ..errors import KdrestoreError
-# shipped-student lookups live with the models; re-exported here for the deploy API
-from ..models import shipped as _shipped
-from ..models.shipped import CARD_REQUIRED, PRETRAINED_DIR, card_weights, read_card  # noqa: F401
+# shipped-student lookups live with the models (``shipped.PRETRAINED_DIR`` is read at call time, so one
+# setting moves them all); re-exported here for the deploy API
+from ..models import shipped
+from ..models.shipped import CARD_REQUIRED, card_weights, read_card, shipped_names  # noqa: F401
 from ..models.weights import compare_state_dict, load_weights
 
 # the shipped student that ``kdrestore restore --task T`` uses when no --model is given, and the one
@@ -28,11 +29,6 @@ DEFAULT_COLOR_MODELS = {"denoise": "denoise-color"}
 # derain: the student per kind of rain (`kdrestore restore --task derain --rain light|heavy`); heavy is the default
 RAIN_MODELS = {"heavy": "derain-small", "light": "derain-light"}
 DEFAULT_RAIN = "heavy"
-
-
-def shipped_names(root: Path | None = None) -> list[str]:
-    """Names of the shipped students in ``root`` (default: this module's ``PRETRAINED_DIR``)."""
-    return _shipped.shipped_names(root or PRETRAINED_DIR)
 
 
 @dataclass
@@ -64,7 +60,7 @@ def _from_card(folder: Path, weights: str | os.PathLike[str] | None, device: str
 
 def load_shipped(name: str, root: Path | None = None, device: str = "cpu") -> ModelSpec:
     """A shipped student by name; ``root``: another folder of ``<name>/card.json`` (benchmarks, tests)."""
-    root = Path(root) if root else PRETRAINED_DIR
+    root = Path(root) if root else shipped.PRETRAINED_DIR
     if name not in shipped_names(root):
         raise KdrestoreError(f"no shipped model '{name}' in {root} (available: "
                              f"{', '.join(shipped_names(root)) or 'none'})")
@@ -127,7 +123,7 @@ def resolve(name_or_path: str | os.PathLike[str], weights: str | os.PathLike[str
 
     text = os.fspath(name_or_path)
     if text in shipped_names():
-        return _from_card(PRETRAINED_DIR / text, weights, device)
+        return _from_card(shipped.PRETRAINED_DIR / text, weights, device)
     path = Path(text)
     if path.is_dir():
         from ..rundir import RunDir

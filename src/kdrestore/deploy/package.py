@@ -24,14 +24,19 @@ from ..evaluate.metrics import TASK_CONVENTIONS
 from ..evaluate.profile import count_macs, count_params
 from ..evaluate.runner import evaluate
 from ..models.registry import build_model, model_entry
+from ..models import shipped
 from ..rundir import LEAK_CHECK_FILE, RunDir
-from .loader import PRETRAINED_DIR
 
 
 def _teacher_label(spec: dict[str, Any]) -> str | None:
-    """``ffdnet-rgb(sigma=15)``: a recipe's teacher with its factory arguments, for the card."""
-    name, args = spec.get("name") or spec.get("torchscript"), spec.get("args") or {}
-    return f"{name}({', '.join(f'{k}={v}' for k, v in args.items())})" if args else name
+    """``ffdnet-rgb(sigma=15)``: a recipe's teacher with its factory arguments, for the card; ensembles
+    as ``mean(a, b)``, self-ensembles as ``x8(a)``."""
+    if spec.get("members"):
+        label = "mean(" + ", ".join(str(_teacher_label(m)) for m in spec["members"]) + ")"
+    else:
+        name, args = spec.get("name") or spec.get("exported") or spec.get("torchscript"), spec.get("args") or {}
+        label = f"{name}({', '.join(f'{k}={v}' for k, v in args.items())})" if args else name
+    return f"x8({label})" if spec.get("self_ensemble") else label
 
 
 def _run_summary(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -56,7 +61,7 @@ def _budget_spent(run: RunDir) -> dict[str, Any]:
     final = run.final_metrics()
     if final is None:
         return {}
-    keys = ("device", "time_budget_s", "time_spent_s", "wall_s_this_session", "samples_per_s", "pipeline")
+    keys = ("steps", "device", "time_budget_s", "time_spent_s", "wall_s_this_session", "samples_per_s", "pipeline")
     return {"final": {k: final[k] for k in keys if k in final}}
 
 
@@ -95,7 +100,7 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
     ``leak_check``: the :func:`run_leak_check` entry for the card.
     Returns the card that was written.
     """
-    run, dest = RunDir(run_dir), Path(dest) if dest else PRETRAINED_DIR
+    run, dest = RunDir(run_dir), Path(dest) if dest else shipped.PRETRAINED_DIR
     cfg, summary = _run_summary(run.path)
     ckpt, _ = run.checkpoints.best_or_latest()
     if ckpt is None:
@@ -150,9 +155,18 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
     try:
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
         (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        old = target.with_name(f".{name}.replaced") if target.exists() else None
+        if old is not None:  # the shipped copy stays whole until the new one is in place
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if old is not None:
+                os.replace(old, target)
+            raise
+        if old is not None:
+            shutil.rmtree(old)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -35,18 +35,28 @@ TEACHER_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float1
 
 
 class ExportedModule(nn.Module):
-    """A ``torch.export`` program as a module; its graph is fixed (exported in eval mode), so ``train`` is a no-op."""
+    """A ``torch.export`` program as a module; its graph is fixed (exported in eval mode), so ``train`` is a no-op.
 
-    def __init__(self, program: nn.Module) -> None:
+    Load only ``.pt2`` files you trust: ``torch.export.load`` may fall back to unpickling. A program exported
+    without ``dynamic_shapes`` accepts only its example's batch and size; that is reported by name.
+    """
+
+    def __init__(self, program: nn.Module, source: str = "") -> None:
         super().__init__()
-        self.program = program
+        self.program, self.source = program, source
 
     def train(self, mode: bool = True) -> ExportedModule:  # the exported graph has no train mode
         self.training = False
         return self
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.program(x)
+        try:
+            return self.program(x)
+        except (AssertionError, RuntimeError) as exc:
+            if "guard" not in str(exc).lower():
+                raise
+            raise KdrestoreError(f"the torch.export teacher {self.source} refuses an input of shape {tuple(x.shape)} "
+                                 f"({exc}); export it with dynamic_shapes for the batch, height and width") from exc
 
 
 class FrozenTeacher(nn.Module):
@@ -142,7 +152,7 @@ def _single_module(spec: TeacherSpec, peers: str | None) -> tuple[nn.Module, str
         if not path.is_file():
             raise KdrestoreError(f"teacher torch.export file not found: {path}")
         try:
-            return ExportedModule(torch.export.load(str(path)).module()), path.name
+            return ExportedModule(torch.export.load(str(path)).module(), str(path)), path.name
         except Exception as exc:
             raise KdrestoreError(f"cannot load the torch.export teacher {path}: {exc}") from exc
     if spec.torchscript:

@@ -48,7 +48,7 @@ def _thumbnail(img: np.ndarray) -> str:
 
 def gallery_models(task: str, peers: str | None) -> tuple[list[tuple[str, Callable[[np.ndarray], np.ndarray]]], list[str]]:
     """``(label, restore_float)`` of every shipped student of ``task`` and of each one's teacher."""
-    from ..deploy.loader import PRETRAINED_DIR, read_card, shipped_names
+    from ..models.shipped import PRETRAINED_DIR, read_card, shipped_names
     from ..deploy.restore import load
     from ..models.registry import default_weights
 

@@ -41,6 +41,9 @@ class QuantAwareDistillation(KnowledgeDistillation):
         start = self.opts.qat_start
         if start <= 0 or (start >= 1 and start != int(start)):
             raise KdrestoreError(f"distill.options.qat_start: a fraction in (0, 1) or a step number >= 1, got {start}")
+        if start < 1 and cfg.train.time_budget is not None:
+            raise KdrestoreError("distill.options.qat_start: a share of train.steps means nothing when "
+                                 "train.time_budget ends the run on the clock; give the step number to start at")
         self.start_step = int(round(start * cfg.train.steps)) if start < 1 else int(start)
         self.quantising = False
 
