@@ -86,8 +86,7 @@ class CheckpointManager(RunCheckpoints):
 
     def _prune(self) -> None:
         protected = {p["dir"] for p in (self._pointer(LATEST), self._pointer(BEST)) if p}
-        steps = sorted(d for d in self.root.glob("step_*") if d.is_dir())
-        for old in steps[: -self.keep]:
+        for old in self.folders()[: -self.keep]:
             if old.name not in protected:
                 shutil.rmtree(old, ignore_errors=True)
         for stale in self.root.glob(".step_*"):  # temp folders of a killed write

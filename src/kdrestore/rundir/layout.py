@@ -100,6 +100,10 @@ class RunCheckpoints:
         pointer = self._pointer(BEST)
         return None if pointer is None else float(pointer["metric"])
 
+    def folders(self) -> list[Path]:
+        """Every checkpoint folder of the run, oldest step first (complete or not)."""
+        return sorted(d for d in self.root.glob("step_*") if d.is_dir()) if self.root.is_dir() else []
+
     def best_or_latest(self) -> tuple[Checkpoint | None, str]:
         """The best checkpoint when the run validated, else the latest; with which one it is."""
         best = self.best()
