@@ -29,6 +29,8 @@ LEVELS: list[set[str]] = [
     {"__main__"},
 ]
 LEVEL = {part: i for i, parts in enumerate(LEVELS) for part in parts}
+# below by level, yet not to be imported: inference needs no training code
+FORBIDDEN = {("deploy", "distill")}
 
 
 def module_name(path: Path) -> str:
@@ -79,6 +81,8 @@ def violations() -> list[str]:
                            "and docs/ARCHITECTURE.md)")
             elif LEVEL[there] >= LEVEL[here]:
                 bad.append(f"{path.relative_to(SRC)}:{line}: {here} imports {target} ({there} is not below {here})")
+            elif (here, there) in FORBIDDEN:
+                bad.append(f"{path.relative_to(SRC)}:{line}: {here} imports {target} ({here} may not use {there})")
     return bad
 
 
