@@ -19,25 +19,22 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 from torch import nn
 
 from kdrestore.deploy.loader import load_shipped, resolve, shipped_names
-from kdrestore.models.shipped import PRETRAINED_DIR
 from kdrestore.errors import KdrestoreError
-from kdrestore.evaluate.profile import count_macs, count_params, keep_freed_memory, measure_latencies
+from kdrestore.evaluate.profile import count_macs, count_params, measure_latencies
 from kdrestore.experiments.ship import ShipTarget, _int8_psnr, _onnx_versions, _score
 from kdrestore.experiments.svg import Point, scatter
 from kdrestore.fsutil import atomic_write_json, atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ship import machine  # noqa: E402  (benchmarks/ship.py: what the numbers were measured on)
+from ship import add_timing_options, machine, start_timing  # noqa: E402  (benchmarks/ship.py: shared options, machine)
 
 PEERS = ("dncnn-s25", "ffdnet-gray")
 SHAPE = (1, 1, 256, 256)
@@ -173,30 +170,16 @@ def plot(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=os.environ.get("KDRESTORE_DATA"), help="data root (default $KDRESTORE_DATA)")
-    p.add_argument("--peers", default=os.environ.get("KDRESTORE_PEERS"), help="peer weights (default $KDRESTORE_PEERS)")
     p.add_argument("--candidates", nargs="*", help="run dirs, shipped names or registry names, optionally ::WEIGHTS")
     p.add_argument("--peer-models", nargs="*", default=list(PEERS), help="peers (default: dncnn-s25 ffdnet-gray)")
     p.add_argument("--shipped", nargs="*", help="shipped students (default: every shipped gray denoiser)")
-    p.add_argument("--pretrained-root", type=Path, default=PRETRAINED_DIR)
     p.add_argument("--sweep", nargs="*", help="untrained repdn WIDTHxDEPTH rows, speed only (e.g. 64x8 48x10)")
     p.add_argument("--test", default="denoise/Set12", help="test folder under --data (default denoise/Set12)")
     p.add_argument("--sigma", type=float, default=25.0)
-    p.add_argument("--test-limit", type=int, help="first N test images only (quick check)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--no-onnx", action="store_true")
-    p.add_argument("--int8-images", type=int, default=12, help="test images for the INT8 PSNR (0: skip)")
-    p.add_argument("--json", help="write the results here")
     p.add_argument("--svg", help="write the PSNR vs MP/s plot here")
+    add_timing_options(p, int8_images=12)
     args = p.parse_args(argv)
-    if not args.data:
-        p.error("give --data (or set KDRESTORE_DATA)")
-    if args.repeats < 7:
-        print(f"note: --repeats {args.repeats} is below the 7 calls DESIGN.md asks of quoted numbers", file=sys.stderr)
-    keep_freed_memory()
-    torch.set_num_threads(args.threads)
+    start_timing(p, args)
     try:
         rows = gather(args)
         measure(rows, args, Path(args.data))

@@ -42,12 +42,11 @@ def machine(threads: int) -> dict[str, object]:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_timing_options(parser: argparse.ArgumentParser, int8_images: int) -> None:
+    """The options every timing bench shares (this one and frontier.py): data, peers, threads, repeats, ONNX."""
     parser.add_argument("--data", default=os.environ.get("KDRESTORE_DATA"), help="data root (default $KDRESTORE_DATA)")
     parser.add_argument("--peers", default=os.environ.get("KDRESTORE_PEERS"),
                         help="published peer weights (default $KDRESTORE_PEERS)")
-    parser.add_argument("--models", nargs="+", help="shipped students to bench (default: all shipped)")
     parser.add_argument("--pretrained-root", type=Path, default=PRETRAINED_DIR,
                         help="folder of <name>/card.json (default: the package's pretrained/)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch and ONNX Runtime (default 1)")
@@ -55,15 +54,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7, help="timed calls per model (median; default 7)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime fp32/int8 rows")
-    parser.add_argument("--int8-images", type=int, default=10, help="test images for the int8 PSNR (0: skip)")
+    parser.add_argument("--int8-images", type=int, default=int8_images, help="test images for the int8 PSNR (0: skip)")
     parser.add_argument("--json", help="write all results to this JSON file")
-    args = parser.parse_args(argv)
+
+
+def start_timing(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Check the shared options and set the process up for steady CPU timings."""
     if not args.data:
         parser.error("give --data (or set KDRESTORE_DATA)")
     if args.repeats < 7:
         print(f"note: --repeats {args.repeats} is below the 7 calls DESIGN.md asks of quoted numbers", file=sys.stderr)
     keep_freed_memory()
     torch.set_num_threads(args.threads)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", help="shipped students to bench (default: all shipped)")
+    add_timing_options(parser, int8_images=10)
+    args = parser.parse_args(argv)
+    start_timing(parser, args)
     names = args.models or shipped_names(args.pretrained_root)
     if not names:
         print(f"no shipped student in {args.pretrained_root} (folders with card.json)", file=sys.stderr)
