@@ -4,7 +4,7 @@ Each run is a fresh child process (`kdrestore restore IMAGE -o OUT --model M [--
 one thread); its peak resident memory is the child's ``ru_maxrss``. Prints a table, writes JSON.
 
     python benchmarks/restore_memory.py --models dehaze-small denoise-color --budgets 1000 2000 \\
-        --workdir /tmp/restore-memory --json restore_memory.json
+        --workdir DIR --json restore_memory.json
 """
 from __future__ import annotations
 
