@@ -155,3 +155,10 @@ def test_nyu_folders_compare_the_scenes_the_reader_pairs(tmp_path):
     with pytest.warns(UserWarning, match="unpaired"):
         s = image_set(nyu, holdout=1, part="val")
     assert [p.name for p in s.paths] == ["02.png"]
+
+
+def test_a_held_out_test_part_is_compared_alone(tmp_path):
+    f = folder(tmp_path / "f", [1, 2, 3])
+    cfg = load_config(data=recipe({"path": str(f), "holdout": 1}, {"path": str(f), "holdout": 1}))
+    assert recipe_leak_check(cfg, tests=[f], benchmark=False).leaked == 2  # the whole folder: its training part
+    assert recipe_leak_check(cfg, tests=[f], benchmark=False, test_holdout=1).leaked == 0

@@ -50,7 +50,7 @@ def cmd_package(args: argparse.Namespace) -> int:
     from ..deploy.package import format_card_scores, package_run, run_leak_check
 
     data = benchmark_root(args)
-    leaks = run_leak_check(args.run, args.test, data_root=data, allow_leaks=args.allow_leaks)
+    leaks = run_leak_check(args.run, args.test, data_root=data, allow_leaks=args.allow_leaks, holdout=args.test_holdout)
     card = package_run(args.run, args.name, args.test, data_root=data, sigmas=args.sigma,
                        half=args.half, dest=args.dest, competes_with=args.competes_with, recipe=args.recipe,
                        force=args.force, command="kdrestore " + shlex.join(args.argv), progress=True,

@@ -101,8 +101,10 @@ def section_sets(ds: DatasetConfig, *, part: Part, where: str, root: Path | None
 
 
 def recipe_leak_check(cfg: RunConfig, *, tests: Sequence[str | os.PathLike[str]] = (), benchmark: bool = True,
-                      root: str | os.PathLike[str] | None = None, threshold: float = THRESHOLD) -> LeakCheck:
-    """``cfg``'s training data against its validation data, the folders ``tests`` and (``benchmark``) the
+                      root: str | os.PathLike[str] | None = None, threshold: float = THRESHOLD,
+                      test_holdout: int | None = None) -> LeakCheck:
+    """``cfg``'s training data against its validation data, the folders ``tests`` (only their last
+    ``test_holdout`` items when given: the held-out part a card is scored on) and (``benchmark``) the
     task's benchmark test set under the data root (``root`` or ``$KDRESTORE_DATA``)."""
     base = data_root(root)
     train, notes = section_sets(cfg.data.train, part="train", where="data.train", root=base)
@@ -114,7 +116,7 @@ def recipe_leak_check(cfg: RunConfig, *, tests: Sequence[str | os.PathLike[str]]
         against += val
         notes += more
     for t in tests:
-        against.append(image_set(t, label=f"test: {_label(t, base)}"))
+        against.append(image_set(t, label=f"test: {_label(t, base)}", holdout=test_holdout, part="val"))
     if benchmark:
         mode = cfg.data.train.mode or ("gray" if cfg.data.train.kind == "builtin" and cfg.task == "denoise" else "rgb")
         rel = BENCHMARK_TESTS[(cfg.task, mode)]
@@ -176,13 +178,13 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def leak_guard(cfg: RunConfig, *, tests: Sequence[str | os.PathLike[str]] = (), benchmark: bool = True,
                root: str | os.PathLike[str] | None = None, allow_leaks: bool = False, what: str = "run",
-               quiet: bool = False) -> dict[str, Any]:
+               quiet: bool = False, test_holdout: int | None = None) -> dict[str, Any]:
     """Check ``cfg`` (see :func:`recipe_leak_check`) before a run; returns the ``leak_check`` record.
 
     A leak raises :class:`LeakError` listing the files, unless ``allow_leaks`` (the record then says
     ``override: true``). Prints one line when clean (the full table when not), unless ``quiet``.
     """
-    check = recipe_leak_check(cfg, tests=tests, benchmark=benchmark, root=root)
+    check = recipe_leak_check(cfg, tests=tests, benchmark=benchmark, root=root, test_holdout=test_holdout)
     return enforce(check, allow_leaks=allow_leaks, what=what, quiet=quiet)
 
 

@@ -66,9 +66,9 @@ def _budget_spent(run: RunDir) -> dict[str, Any]:
 
 
 def run_leak_check(run_dir: str | os.PathLike[str], tests: list[str], *, data_root: str | os.PathLike[str],
-                   allow_leaks: bool = False) -> dict[str, Any]:
+                   allow_leaks: bool = False, holdout: int | None = None) -> dict[str, Any]:
     """The leak guard of ``kdrestore package``: the run's training data against its validation data and the
-    test folders (under ``data_root``) it is scored on. Raises on a leak unless ``allow_leaks``; returns the
+    test folders (under ``data_root``) it is scored on (their last ``holdout`` items, as ``package_run``). Raises on a leak unless ``allow_leaks``; returns the
     card's ``leak_check`` entry (with the training run's own record, when it has one)."""
     from ..data.leakguard import leak_guard
 
@@ -77,7 +77,7 @@ def run_leak_check(run_dir: str | os.PathLike[str], tests: list[str], *, data_ro
         raise KdrestoreError(f"{run.path} is not a run directory: no config.yaml")
     cfg = run.config()
     record = leak_guard(cfg, tests=[Path(data_root) / t for t in tests], benchmark=False, root=data_root,
-                        allow_leaks=allow_leaks, what="kdrestore package")
+                        allow_leaks=allow_leaks, what="kdrestore package", test_holdout=holdout)
     try:
         trained = json.loads((run.path / LEAK_CHECK_FILE).read_text(encoding="utf-8"))
         record["at_training"] = {k: trained.get(k) for k in ("result", "override", "earlier_override") if k in trained}
