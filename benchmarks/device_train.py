@@ -28,6 +28,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+from kdrestore.rundir.layout import RunCheckpoints  # noqa: E402
 STUDENTS = {  # shipped name -> its recipe
     "denoise-gray-blind": "configs/ship/denoise-gray-blind.yaml",
     "denoise-gray-fast": "configs/ship/denoise-gray-fast.yaml",
@@ -52,13 +54,9 @@ def train_command(name: str, job: Path, out: Path, budget: str, batch: int, devi
 
 
 def best_weights(run: Path) -> Path | None:
-    for pointer in ("best.json", "latest.json"):
-        p = run / "checkpoints" / pointer
-        if p.is_file():
-            folder = run / "checkpoints" / json.loads(p.read_text())["dir"]
-            ema = folder / "ema.safetensors"
-            return ema if ema.is_file() else folder / "model.safetensors"
-    return None
+    """The run's best checkpoint by validation (else its latest), EMA weights when kept."""
+    ckpt, _ = RunCheckpoints(run).best_or_latest()
+    return ckpt.weights_file(ema=True) if ckpt is not None else None
 
 
 def pack_results(out: Path, names: list[str], extra: list[Path]) -> Path:
