@@ -11,13 +11,13 @@ from kdrestore.models.fakequant import ActFakeQuant, fake_quant_weight, set_fake
 from kdrestore.models.registry import build_model
 
 
-def qat_config(model, start):
+def qat_config(model, start, **options):
     return load_config(data={
         "name": "qat", "task": "denoise", "model": model,
         "data": {"train": {"kind": "builtin", "crop": 32, "limit": 4}},
         "train": {"steps": 4, "batch_size": 2, "log_every": 1, "ckpt_every": 4},
         "distill": {"method": "kd-qat", "teachers": [{"name": "repdn", "args": {"width": 8, "depth": 3}}],
-                    "options": {"qat_start": start}},
+                    "options": {"qat_start": start, **options}},
     })
 
 
@@ -38,7 +38,7 @@ def test_activation_fake_quant_observes_a_range_and_holds_zero():
     assert torch.equal(act(x), x)  # off by default
     act.enabled = True
     y = act(x)
-    assert act.lo == 0.0 and act.hi == pytest.approx(1.0)
+    assert float(act.lo) == 0.0 and float(act.hi) == pytest.approx(1.0)
     assert 0 < float((y - x).abs().max()) <= 1.0 / 255 / 2 + 1e-6
 
 
@@ -56,6 +56,35 @@ def test_kd_qat_switches_fake_quant_on_at_the_start_step(tmp_path):
     trainer.fit()
     assert seen == [(0, False, False), (1, False, False), (2, True, True), (3, True, True)]
     assert student.acts[0].hi is not None  # ranges were observed while training
+
+
+def test_float_share_spreads_float_steps_evenly_through_the_quantised_phase(tmp_path):
+    trainer = Trainer(qat_config({"name": "repdn", "args": {"width": 8, "depth": 3}}, 2, float_share=0.5),
+                      tmp_path, progress=False)
+    method = trainer.method
+    assert [method.quantised(s) for s in range(8)] == [False, False, True, False, True, False, True, False]
+    third = Trainer(qat_config({"name": "repdn", "args": {"width": 8, "depth": 3}}, 1, float_share=1 / 3),
+                    tmp_path / "b", progress=False).method
+    assert [third.quantised(s) for s in range(1, 10)].count(False) == 3  # one float step in three
+    with pytest.raises(KdrestoreError, match="float_share"):
+        Trainer(qat_config({"name": "repdn", "args": {"width": 8, "depth": 3}}, 1, float_share=1.0),
+                tmp_path / "c", progress=False)
+
+
+def test_activation_fake_quant_keeps_its_range_on_the_device_without_host_reads(monkeypatch):
+    act = ActFakeQuant()
+    act.enabled = True
+
+    def no_item(self, *a, **k):
+        raise AssertionError("host read of a tensor during a training step")
+
+    monkeypatch.setattr(torch.Tensor, "item", no_item)
+    monkeypatch.setattr(torch.Tensor, "__float__", no_item)
+    out = act(torch.linspace(-0.5, 1.5, 64))
+    monkeypatch.undo()
+    assert isinstance(act.lo, torch.Tensor) and float(act.lo) == pytest.approx(-0.5)
+    levels = out / ((act.hi - act.lo) / 255)  # integers (q - zero point) on the uint8 grid
+    assert torch.allclose(levels, levels.round(), atol=1e-3)
 
 
 def test_kd_qat_refuses_a_student_without_fake_quant_points(tmp_path):

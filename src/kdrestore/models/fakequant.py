@@ -23,29 +23,36 @@ class ActFakeQuant(nn.Module):
     """Identity, or (when enabled) uint8 fake-quantisation over a running min/max of the activations.
 
     The range is observed on training batches (momentum ``momentum``) and frozen in eval mode; it is not
-    part of the state dict (a resumed run observes it again).
+    part of the state dict (a resumed run observes it again). Range, scale and zero point stay tensors on
+    the activations' device: a training step never waits for the device to report them.
     """
 
     def __init__(self, momentum: float = 0.01) -> None:
         super().__init__()
         self.enabled = False
         self.momentum = momentum
-        self.lo: float | None = None
-        self.hi: float | None = None
+        self.lo: Tensor | None = None
+        self.hi: Tensor | None = None
+
+    def observe(self, x: Tensor) -> None:
+        """Fold this batch's range (widened to hold 0) into the running range."""
+        d = x.detach().float()
+        lo, hi = d.min().clamp(max=0.0), d.max().clamp(min=0.0)
+        if self.lo is None or self.hi is None or self.lo.device != d.device:
+            self.lo, self.hi = lo, hi
+        else:
+            self.lo = self.lo + self.momentum * (lo - self.lo)
+            self.hi = self.hi + self.momentum * (hi - self.hi)
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.enabled:
             return x
         if self.training or self.lo is None:
-            lo, hi = min(float(x.detach().min()), 0.0), max(float(x.detach().max()), 0.0)
-            if self.lo is None or self.hi is None:
-                self.lo, self.hi = lo, hi
-            else:
-                self.lo += self.momentum * (lo - self.lo)
-                self.hi += self.momentum * (hi - self.hi)
-        lo, hi = self.lo, max(self.hi, self.lo + 1e-6)
-        scale = (hi - lo) / 255.0
-        zero = int(min(max(round(-lo / scale), 0), 255))
+            self.observe(x)
+        assert self.lo is not None and self.hi is not None
+        lo, hi = self.lo, torch.maximum(self.hi, self.lo + 1e-6)
+        scale = ((hi - lo) / 255.0).reshape(1)
+        zero = (-lo / scale).round().clamp(0, 255).to(torch.int32).reshape(1)
         return torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 255)
 
 
