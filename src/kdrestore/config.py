@@ -63,6 +63,9 @@ class DatasetConfig:
     sources: list[DatasetConfig] = field(default_factory=list)  # kind mixed: the data sets mixed
     weights: list[float] | None = None  # kind mixed: sampling weight per source (default equal); limit: epoch length
     name: str | None = None  # a source's tag in a mixed set (item["source"])
+    # synth / paired / mixed of them: items also carry the WHOLE image (and its target) resized to
+    # context x context, for a model that embeds the whole image (CoIC model.args.context_size)
+    context: int | None = None
 
 
 @dataclass

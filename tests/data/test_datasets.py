@@ -168,3 +168,35 @@ def test_builtin_split_and_tasks() -> None:
         assert depth is not None and np.isfinite(depth).all() and depth.max() == pytest.approx(1)
         hz = builtin_dataset("dehaze", names=["motorcycle_left"], crop=48)[0]
         assert hz["params"]["depth_source"] == "given" and 1.0 <= hz["params"]["beta"] <= 1.5
+
+
+def test_whole_image_context_views_follow_the_crops_flip_and_come_from_the_whole_image(tmp_path):
+    import numpy as np
+    import torch
+
+    from kdrestore.data.paired import PairedDataset, dihedral
+    from kdrestore.data.synth import SynthDataset
+    from kdrestore.models.coic import context_view
+
+    rng = np.random.default_rng(0)
+    clean = rng.random((40, 60, 3)).astype(np.float32)
+    view = lambda a: context_view(torch.from_numpy(a.transpose(2, 0, 1).copy())[None], 16)[0]  # noqa: E731
+    plain = SynthDataset([clean], "rain-heavy", crop=16, augment=False, seed=0, fixed=True, context=16)[0]
+    assert plain["input"].shape[-2:] == (16, 16) and plain["context"].shape == (3, 16, 16)
+    assert torch.allclose(plain["context_target"], view(clean), atol=1e-6)  # the whole clean image's view
+    assert (plain["context"] - plain["context_target"]).abs().mean() > 0.01  # the whole image's rain
+    turned = SynthDataset([clean], "rain-heavy", crop=16, augment=True, seed=0, fixed=False, context=16)
+    turned.set_epoch(3)
+    item = turned[0]
+    match = [k for k in range(8) if torch.allclose(item["context_target"],
+                                                  view(np.ascontiguousarray(dihedral([clean], k)[0])), atol=1e-5)]
+    assert match  # the view went through the crop's flip/rotation
+    from kdrestore.data.imageio import write_image
+    (tmp_path / "rain").mkdir()
+    (tmp_path / "norain").mkdir()
+    rainy = np.clip(clean + 0.3 * (rng.random((40, 60, 3)) > 0.9), 0, 1).astype(np.float32)
+    write_image(tmp_path / "rain" / "rain-001.png", rainy)
+    write_image(tmp_path / "norain" / "norain-001.png", clean)
+    pair = PairedDataset(tmp_path, crop=16, context=16)[0]
+    assert pair["context"].shape == (3, 16, 16) and pair["input"].shape == (3, 16, 16)
+    assert torch.allclose(pair["context"], view(rainy), atol=1 / 255)  # 8-bit files

@@ -117,3 +117,40 @@ def test_recipes_validate(recipe, monkeypatch):
     cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "derain" / f"{recipe}.yaml")
     assert cfg.data.train.kind == "mixed" and cfg.data.train.sources[2].path == "/data/train/Rain100L-train"
     assert type(build_method(cfg)).__name__ == ("Supervised" if recipe.startswith("mixed") else "CoICTraining")
+
+
+def whole_image_config(steps=3, context=16, size=16):
+    return load_config(data={
+        "name": "coic-whole", "task": "derain",
+        "model": {"name": "coic", "args": {**MODEL["args"], "context_size": size}},
+        "data": {"train": {"kind": "mixed", "context": context, "sources": [
+            {"kind": "builtin", "task": "derain", "crop": 16, "limit": 2, "name": "a"},
+            {"kind": "builtin", "task": "derain", "crop": 16, "limit": 2, "name": "b", "params": {"n_layers": 1}}]}},
+        "train": {"steps": steps, "batch_size": 2, "log_every": 1, "ckpt_every": 3},
+        "distill": {"method": "coic", "options": {"stage1_steps": 1, "bank_size": 3}},
+    })
+
+
+def test_whole_image_embedding_trains_on_the_views_the_data_gives(tmp_path):
+    trainer = Trainer(whole_image_config(), tmp_path, progress=False)
+    seen = []
+    encoder_forward = trainer.model.encoder.features
+
+    def spy(x):
+        seen.append(tuple(x.shape[-2:]))
+        return encoder_forward(x)
+
+    trainer.model.encoder.features = spy
+    trainer.fit()
+    assert seen and set(seen) == {(16, 16)}  # the 16 x 16 views of the whole images, never the crops
+    assert trainer.method.bank.shape[-2:] == (16, 16)
+    assert losses_of(tmp_path, "coic_contrastive")[-1][2] > 0
+
+
+def test_whole_image_embedding_needs_model_and_data_to_agree(tmp_path):
+    with pytest.raises(KdrestoreError, match="context_size .* data.train.context"):
+        Trainer(whole_image_config(size=0), tmp_path / "a", progress=False)
+    with pytest.raises(KdrestoreError, match="context_size .* data.train.context"):
+        Trainer(whole_image_config(context=None), tmp_path / "b", progress=False)
+    with pytest.raises(KdrestoreError, match="context_size .* data.train.context"):
+        Trainer(whole_image_config(context=24), tmp_path / "c", progress=False)

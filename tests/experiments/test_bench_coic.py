@@ -1,4 +1,5 @@
 """bench coic: every row's recipe validates (same budget, mixed data), and the table names each test set."""
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,11 @@ def test_rows_share_data_and_budget_and_differ_only_by_coic():
     recipes = {r: load_config(data=_recipe(r, Path("/data"), 10, 4, 32, 3, 0.5)) for r in rows_known()}
     base = recipes["msresnet-tiny"]
     for row, cfg in recipes.items():
-        assert cfg.data.train == base.data.train and cfg.train == base.train and cfg.optim == base.optim
+        whole = row.endswith("+coic-whole")  # the same data plus the whole image's 64 x 64 view
+        assert cfg.data.train.context == (64 if whole else None)
+        assert cfg.model.args.get("context_size", 0) == (64 if whole else 0)
+        assert dataclasses.replace(cfg.data.train, context=None) == base.data.train
+        assert cfg.train == base.train and cfg.optim == base.optim
         assert [s.crop for s in cfg.data.train.sources] == [32, 32, 32]
         assert (cfg.model.name == "coic") == ("+coic" in row)
     assert recipes["msresnet-tiny+coic"].distill["options"] == {"stage1_steps": 5}

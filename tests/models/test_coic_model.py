@@ -131,3 +131,36 @@ def test_onnx_export_keeps_per_instance_modulation_at_any_batch_and_size(tmp_pat
     path = export_onnx(model, tmp_path / "coic.onnx", channels=3, example_hw=(16, 16))
     report = onnx_parity(model, path, sizes=((13, 21), (24, 16)), batch=2)
     assert report.max_diff < 1e-4, report.describe()
+
+
+def test_whole_image_context_embeds_the_resized_image_and_pins_it_for_tiles():
+    from kdrestore.deploy.restore import Restorer
+    from kdrestore.models.coic import context_view
+
+    model = coic({**SMALL, "context_size": 16}).eval()
+    randomize_modulation(model)
+    x = torch.rand(1, 3, 40, 56)
+    x[..., :24, :24] *= 0.2  # a dark corner: its own embedding differs from the whole image's
+    with torch.no_grad():
+        whole = model(x)
+        assert torch.allclose(model.embedding, model.encoder(context_view(x, 16)))
+        assert torch.equal(model(x, context=context_view(x, 16)), whole)  # the view the data gives = its own
+        crop = x[..., :24, :24]
+        alone = model(crop)  # a crop on its own embeds itself ...
+        with model.pinned(x):  # ... inside pinned(x) it carries the whole image's embedding, at any batch
+            pinned = model(torch.cat([crop, crop]))
+        assert torch.allclose(model.embedding, model.encoder(context_view(x, 16)).expand(2, -1))
+        assert torch.allclose(pinned[0], pinned[1]) and not torch.equal(pinned[0], alone[0])
+        restorer = Restorer(model, channels=3, tile=32, overlap=8)
+        restorer.plan(*x.shape[-2:])  # probes the receptive field first (forwards of their own)
+        used = []
+        backbone_forward = model.backbone.forward
+        model.backbone.forward = lambda t: (used.append((len(t), model._ctx.z.clone())), backbone_forward(t))[1]
+        tiled = restorer.restore_tensor(x)
+        z_whole = model.encoder(context_view(x, 16))
+    assert len(used) > 1 and all(torch.allclose(z, z_whole.expand(n, -1)) for n, z in used)  # every tile: the whole's
+    assert model._ctx.pinned is None and tiled.shape == x.shape  # released after the image
+    with pytest.raises(KdrestoreError, match="multiple of 8"):
+        build_model("coic", **{**SMALL, "context_size": 12})
+    with pytest.raises(KdrestoreError, match="context view"):
+        model(x, context=torch.rand(1, 3, 8, 8))

@@ -97,7 +97,7 @@ def builtin_depth(name: str) -> np.ndarray | None:
 def builtin_dataset(task: Task, split: str = "test", *, names: Sequence[str] | None = None,
                     params: dict[str, Any] | None = None, mode: Mode | None = None,
                     crop: CropSize = None, augment: bool = False, limit: int | None = None,
-                    seed: int = 0, fixed: bool | None = None) -> SynthDataset:
+                    seed: int = 0, fixed: bool | None = None, context: int | None = None) -> SynthDataset:
     """A :class:`SynthDataset` of built-in images with the task's default degradation.
 
     denoise: AWGN sigma 25 (0-255 scale) on gray images; derain: ``rain-heavy``; dehaze:
@@ -120,4 +120,4 @@ def builtin_dataset(task: Task, split: str = "test", *, names: Sequence[str] | N
                 per_image[n] = {"depth": depth}
     return SynthDataset(images, degradation, {**defaults, **(params or {})}, mode=mode, crop=crop,
                         augment=augment, limit=limit, seed=seed,
-                        fixed=(split == "test") if fixed is None else fixed, per_image=per_image)
+                        fixed=(split == "test") if fixed is None else fixed, per_image=per_image, context=context)

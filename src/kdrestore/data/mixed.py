@@ -10,6 +10,7 @@ still get different crops and degradations.
 """
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from typing import Any, Callable, Sequence
 
@@ -102,12 +103,16 @@ def build_mixed(cfg: Any, task: str, *, train: bool, seed: int, build: Callable[
         raise KdrestoreError(f"{where}.repeat: a mixed set's epoch length is its 'limit' (default: all sources)")
     if any(s.kind == "mixed" for s in cfg.sources):
         raise KdrestoreError(f"{where}.sources: a mixed source cannot itself be mixed")
+    if any(s.context is not None and s.context != cfg.context for s in cfg.sources):
+        raise KdrestoreError(f"{where}.context: set the whole-image view on the mixed set (every source then "
+                             f"gives it), not on a source; got {[s.context for s in cfg.sources]}")
     names = [source_name(s, i) for i, s in enumerate(cfg.sources)]
     if len(set(names)) != len(names):
         raise KdrestoreError(f"{where}.sources: source names must differ (give each a 'name'), got {names}")
     sources = []
     for i, (s, n) in enumerate(zip(cfg.sources, names)):
         try:
+            s = dataclasses.replace(s, context=cfg.context)
             sources.append(build(s, task, train=train, seed=zlib.crc32(f"{seed}/{n}".encode()) & 0x7FFFFFFF))
         except KdrestoreError as exc:
             raise KdrestoreError(f"{where}.sources[{i}] ({n}): {exc}") from exc

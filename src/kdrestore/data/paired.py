@@ -70,6 +70,14 @@ def dihedral(arrays: Sequence[np.ndarray], k: int) -> list[np.ndarray]:
     return out
 
 
+def context_views(arrays: Sequence[np.ndarray], size: int) -> list[np.ndarray]:
+    """Whole ``H x W x C`` images as CoIC's encoder sees them: ``size x size`` (bilinear, antialiased),
+    by the function the model itself uses (:func:`kdrestore.models.coic.context_view`)."""
+    from ..models.coic import context_view
+
+    return [context_view(to_tensor(a)[None], size)[0].numpy().transpose(1, 2, 0) for a in arrays]
+
+
 def to_tensor(a: np.ndarray) -> torch.Tensor:
     """H x W x C float array -> contiguous C x H x W float32 tensor."""
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))
@@ -82,7 +90,9 @@ class PairedDataset(Dataset):
     ``(degraded_dir, clean_dir)`` pair. ``crop``: a random window (int or (h, w)), the same on
     both images, reflect-padded when the image is smaller. ``augment``: a random flip/rot90
     (same on both). ``limit``: keep the first ``limit`` pairs. Randomness uses torch's global
-    generator. ``name`` is the degraded file's stem.
+    generator. ``name`` is the degraded file's stem. ``context``: items also hold ``context`` and
+    ``context_target``, the WHOLE pair resized to ``context x context`` (:func:`context_views`), under
+    the crop's flip/rotation (CoIC's whole-image embedding, ``data.train.context``).
 
     Size mismatch: when input and target differ by a border (some SOTS releases pair a 620x460
     hazy image with a 640x480 GT that has a 10-px frame) the larger is center-cropped to the
@@ -96,7 +106,8 @@ class PairedDataset(Dataset):
     def __init__(self, root: PathLike | tuple[PathLike, PathLike] | list[tuple[PathLike, PathLike]],
                  rule: str | PairingRule = "auto",
                  mode: Mode = "rgb", crop: CropSize = None, augment: bool = False,
-                 limit: int | None = None, *, skip_errors: bool = False, max_border: int = 32) -> None:
+                 limit: int | None = None, *, skip_errors: bool = False, max_border: int = 32,
+                 context: int | None = None) -> None:
         if isinstance(root, list):  # pairs already found: [(degraded, clean), ...]
             self.pairs = [(Path(d), Path(c)) for d, c in root]
         elif isinstance(root, tuple):
@@ -106,7 +117,7 @@ class PairedDataset(Dataset):
         if limit is not None:
             self.pairs = self.pairs[:limit]
         self.mode, self.crop, self.augment = mode, _crop_hw(crop), augment
-        self.skip_errors, self.max_border = skip_errors, max_border
+        self.skip_errors, self.max_border, self.context = skip_errors, max_border, context
         self.errors: dict[str, str] = {}
 
     def __len__(self) -> int:
@@ -136,11 +147,15 @@ class PairedDataset(Dataset):
                 raise
             self.errors[self.name(index)] = str(exc)
             return None
+        views = context_views([x, y], self.context) if self.context else []
         if self.crop is not None:
             x, y = random_window([x, y], self.crop)
         if self.augment:
-            x, y = dihedral([x, y], int(torch.randint(0, 8, ()).item()))
-        return {"input": to_tensor(x), "target": to_tensor(y), "name": self.name(index)}
+            x, y, *views = dihedral([x, y, *views], int(torch.randint(0, 8, ()).item()))
+        item = {"input": to_tensor(x), "target": to_tensor(y), "name": self.name(index)}
+        if views:
+            item["context"], item["context_target"] = to_tensor(views[0]), to_tensor(views[1])
+        return item
 
 
 @dataclass(frozen=True)

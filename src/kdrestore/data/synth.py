@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .imageio import ImageReadError, Mode, PathLike, list_images, read_image
-from .paired import CropSize, _crop_hw, dihedral, random_window, to_tensor
+from .paired import CropSize, _crop_hw, context_views, dihedral, random_window, to_tensor
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 Source = PathLike | np.ndarray | tuple[str, np.ndarray]
@@ -52,7 +52,10 @@ class SynthDataset(Dataset):
 
     Order per item: load the clean image, crop (random window, reflect-padded when the image is
     smaller), augment (one of 8 flips/rot90), then degrade, so rain keeps its fall direction
-    and depth maps stay aligned. The degraded input is not clipped (noise is added in float,
+    and depth maps stay aligned. With ``context`` (CoIC's whole-image embedding) the WHOLE image is
+    degraded first, then cropped and augmented; items also hold ``context`` / ``context_target``,
+    the whole degraded and clean images resized to ``context x context``
+    (:func:`~.paired.context_views`) under the crop's flip/rotation. The degraded input is not clipped (noise is added in float,
     the denoising test protocol); the target is the clean crop.
 
     Seeding (all randomness of item ``i`` comes from one numpy Generator):
@@ -71,7 +74,7 @@ class SynthDataset(Dataset):
                  crop: CropSize = None, augment: bool = False, limit: int | None = None,
                  seed: int = 0, fixed: bool = True, *,
                  per_image: Mapping[str, Mapping[str, Any]] | None = None,
-                 cache: bool = False, skip_errors: bool = False) -> None:
+                 cache: bool = False, skip_errors: bool = False, context: int | None = None) -> None:
         if isinstance(clean, (str, Path)):
             sources: list[Any] = list(list_images(clean))
             if not sources:
@@ -85,7 +88,7 @@ class SynthDataset(Dataset):
         self.mode, self.crop, self.augment = mode, _crop_hw(crop), augment
         self.seed, self.fixed, self.epoch = int(seed), fixed, None
         self.per_image = {k: dict(v) for k, v in (per_image or {}).items()}
-        self.cache, self.skip_errors = cache, skip_errors
+        self.cache, self.skip_errors, self.context = cache, skip_errors, context
         self.errors: dict[str, str] = {}
         self._cache: dict[int, np.ndarray] = {}
 
@@ -144,6 +147,8 @@ class SynthDataset(Dataset):
                    if isinstance(v, np.ndarray) and v.shape[:2] == clean.shape[:2]]
         arrays = [clean] + [np.asarray(extra[k], np.float32).reshape(clean.shape[:2] + (-1,))
                             for k in spatial]
+        if self.context:
+            return self._with_context(name, clean, arrays, spatial, extra, rng)
         if self.crop is not None:
             arrays = random_window(arrays, self.crop, rng)
         if self.augment:
@@ -154,3 +159,21 @@ class SynthDataset(Dataset):
         out = degrade(self.degradation, clean, seed=rng, **{**self.params, **extra})
         return {"input": to_tensor(out.degraded.reshape(clean.shape)), "target": to_tensor(clean),
                 "name": name, "params": _scalars(out.params)}
+
+    def _with_context(self, name: str, clean: np.ndarray, arrays: list[np.ndarray], spatial: list[str],
+                      extra: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        """Degrade the whole image, then crop and augment it with its ``context`` views."""
+        from ..degrade import degrade
+
+        for k, a in zip(spatial, arrays[1:]):
+            extra[k] = a[:, :, 0] if a.shape[2] == 1 else a
+        out = degrade(self.degradation, clean, seed=rng, **{**self.params, **extra})
+        pair = [np.asarray(out.degraded, np.float32).reshape(clean.shape), clean]
+        views = context_views(pair, int(self.context or 0))
+        if self.crop is not None:
+            pair = random_window(pair, self.crop, rng)
+        if self.augment:
+            *pair, view_in, view_clean = dihedral([*pair, *views], int(rng.integers(0, 8)))
+            views = [view_in, view_clean]
+        return {"input": to_tensor(pair[0]), "target": to_tensor(pair[1]), "name": name,
+                "params": _scalars(out.params), "context": to_tensor(views[0]), "context_target": to_tensor(views[1])}

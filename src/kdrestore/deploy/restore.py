@@ -137,8 +137,17 @@ class Restorer:
     def restore_tensor(self, x: Tensor) -> Tensor:
         """``B x C x H x W`` [0, 1] batch (C = the model's channels) -> restored batch, unclipped."""
         plan = self.last_plan = self.plan(*x.shape[-2:])
-        return restore_tiled(self._fn, x.to(self.device, torch.float32), plan.tile, plan.overlap, plan.pixels,
-                             multiple=self.multiple, margin=plan.margin, wide=plan.wide)
+        x = x.to(self.device, torch.float32)
+        pinned = getattr(self._fn, "pinned", None)  # a model embedding the whole image (CoIC context_size)
+        if pinned is None or not getattr(self._fn, "context_size", 0):
+            return restore_tiled(self._fn, x, plan.tile, plan.overlap, plan.pixels, multiple=self.multiple,
+                                 margin=plan.margin, wide=plan.wide)
+        out = []
+        for i in range(x.shape[0]):  # every tile (and the mirrored border) sees the whole image's embedding
+            with pinned(x[i:i + 1]):
+                out.append(restore_tiled(self._fn, x[i:i + 1], plan.tile, plan.overlap, plan.pixels,
+                                         multiple=self.multiple, margin=plan.margin, wide=plan.wide))
+        return torch.cat(out)
 
     def restore_float(self, img: np.ndarray) -> np.ndarray:
         """``H x W x C`` float image (C = 1 or 3, no alpha) -> restored float32, clipped to [0, 1]."""

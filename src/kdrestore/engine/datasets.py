@@ -31,6 +31,9 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
     if cfg.holdout is not None and cfg.kind in ("builtin", "latent", "mixed"):
         raise KdrestoreError(f"{section}.holdout: a '{cfg.kind}' data set has no folder to hold images out of"
                              + (" (set holdout on its sources)" if cfg.kind == "mixed" else ""))
+    if cfg.context is not None and (cfg.kind not in ("synth", "paired", "builtin", "mixed") or cfg.context < 8):
+        raise KdrestoreError(f"{section}.context: a whole-image view of at least 8 pixels, from a synth, paired, "
+                             f"builtin or mixed data set; got {cfg.context} on a '{cfg.kind}' set")
     if cfg.kind == "mixed":  # weighted sources, each sample tagged with its source (data/mixed.py)
         from ..data.mixed import build_mixed
 
@@ -38,7 +41,8 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
     if cfg.kind == "builtin":
         ds: Dataset = builtin_dataset(cfg.task or task, split="train" if train else "test",  # type: ignore[arg-type]
                                       params=cfg.params or None, mode=cfg.mode,
-                                      crop=cfg.crop, augment=augment, limit=cfg.limit, seed=seed, fixed=not train)
+                                      crop=cfg.crop, augment=augment, limit=cfg.limit, seed=seed, fixed=not train,
+                                      context=cfg.context)
     elif cfg.kind == "latent":  # data-free: a label and a seed per sample, no images (data/latent.py)
         from ..data.latent import LatentDataset, latent_labels
 
@@ -55,7 +59,7 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
     elif cfg.kind == "synth":
         name, defaults = (cfg.degradation, {}) if cfg.degradation else TASK_DEGRADATIONS[cfg.task or task]
         ds = SynthDataset(holdout_split(clean_sources(cfg, section), cfg.holdout, part, section), name, {**defaults, **cfg.params}, mode=cfg.mode or "rgb", crop=cfg.crop,
-                          augment=augment, limit=cfg.limit, seed=seed, fixed=not train)
+                          augment=augment, limit=cfg.limit, seed=seed, fixed=not train, context=cfg.context)
     elif cfg.kind == "tasks":  # TRNR: N-frequency-K-shot tasks over clustered patches (data/episodes.py)
         from ..data.episodes import TaskDataset
 
@@ -67,7 +71,8 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
                          augment=augment, limit=cfg.limit, seed=seed, options=cfg.tasks, where=section)
     else:
         pairs = holdout_split(find_pairs(cfg.path, rule=cfg.rule), cfg.holdout, part, section)
-        ds = PairedDataset(pairs, mode=cfg.mode or "rgb", crop=cfg.crop, augment=augment, limit=cfg.limit)
+        ds = PairedDataset(pairs, mode=cfg.mode or "rgb", crop=cfg.crop, augment=augment, limit=cfg.limit,
+                           context=cfg.context)
     if len(ds) == 0:  # type: ignore[arg-type]
         raise KdrestoreError(f"{section}: the data set is empty ({cfg.kind} {cfg.path or ''})")
     return Repeated(ds, cfg.repeat) if cfg.repeat > 1 else ds
@@ -90,6 +95,9 @@ def build_batched(cfg: DatasetConfig, task: str, device: torch.device) -> Batche
     section = "data.train"
     if cfg.kind != "synth" or cfg.path is None or cfg.crop is None:
         raise KdrestoreError(f"{section}.pipeline 'batched' needs kind 'synth' with a path and a crop")
+    if cfg.context is not None:
+        raise KdrestoreError(f"{section}.context: the batched pipeline degrades crops, not whole images; "
+                             "use pipeline: per-sample with a whole-image context")
     sources = holdout_split(clean_sources(cfg, section), cfg.holdout, "train", section)
     sources = sources[:cfg.limit] if cfg.limit is not None else sources
     items = [s if isinstance(s, tuple) else (s.stem, read_image(s, cfg.mode or "rgb")) for s in sources]

@@ -54,6 +54,8 @@ DEHAZE_SWEEP: list[dict[str, Any]] = [
     {"depth_units": "metres", "beta": [0.1, 0.3], "airlight": [0.7, 1.0]},
     {"depth_units": "metres", "beta": [0.2, 0.6], "airlight": [0.7, 1.0]},
 ]
+_LONG_THIN: dict[str, Any] = {"angle": [-10.0, 10.0], "angle_jitter": 3.0, "length": [40.0, 100.0],
+                              "width": [0.8, 1.5], "brightness": [0.3, 0.6]}
 RAIN_HEAVY_SWEEP: list[dict[str, Any]] = [
     {},  # the rain-heavy preset (kdrestore.degrade.rain.RAIN100H)
     {"density": [0.0002, 0.0005]},
@@ -62,6 +64,14 @@ RAIN_HEAVY_SWEEP: list[dict[str, Any]] = [
     {"veil": 0.0},
     {"veil": [0.2, 0.4]},
     {"n_layers": [2, 3], "width": [1.0, 2.0]},
+    # Rain100H-matched (2026-12-03): one direction per image (3 degree jitter between layers), long thin dim
+    # streaks over a stronger veil, proposed by matching the rain layer (input - clean) statistics of Rain100H
+    # pairs 1-10 -- mean, median, p90, p99, share above 0.1, mean |gradient| along and across the streaks --
+    # (aggregate numbers only; no benchmark pixel ever enters training); the teacher's gap chooses among them
+    {**_LONG_THIN, "veil": [0.2, 0.35], "density": [0.0006, 0.002], "n_layers": [3, 5]},
+    {**_LONG_THIN, "veil": [0.1, 0.3], "density": [0.0006, 0.002], "n_layers": [2, 4]},
+    {**_LONG_THIN, "veil": [0.2, 0.35], "density": [0.0006, 0.002], "n_layers": [2, 4]},
+    {**_LONG_THIN, "length": [80.0, 200.0], "veil": [0.1, 0.3], "density": [0.0003, 0.001], "n_layers": [2, 4]},
 ]
 RAIN_LIGHT_SWEEP: list[dict[str, Any]] = [
     {},  # the rain-light preset (kdrestore.degrade.rain.RAIN100L)

@@ -3,7 +3,9 @@
 Every row trains on the same mixed data (:data:`TRAIN_SOURCES`, sampled by :data:`TRAIN_WEIGHTS`) with the
 same steps, batch, crop and seed (:func:`.bench.bench_recipe`); a ``+coic`` row wraps the backbone in the
 ``coic`` model and trains it with ``distill.method: coic`` (stage 1, the backbone alone, for
-``stage1_fraction`` of the steps; then everything with the contrastive term). Test sets, Y-channel
+``stage1_fraction`` of the steps; then everything with the contrastive term); ``+coic-nocl`` drops the
+contrastive term, ``+coic-whole`` embeds the whole rainy image resized to 64 x 64 instead of the crop
+(the authors' encoder input). Test sets, Y-channel
 PSNR/SSIM (the derain convention):
 
 * ``Rain100H``: the 100 real Rain100H pairs (no Rain100H-like image is a training pair);
@@ -43,10 +45,11 @@ TRAIN_WEIGHTS = [0.4, 0.4, 0.2]
 BACKBONES = ("msresnet-tiny", "restormer-tiny")
 DEFAULT_ROWS = ("msresnet-tiny", "msresnet-tiny+coic")
 CLEAN_TEST = "denoise/CBSD68"
+WHOLE_IMAGE_VIEW = 64  # +coic-whole: the encoder embeds the whole rainy image resized to 64 x 64
 
 
 def rows_known() -> list[str]:
-    return [f"{b}{s}" for b in BACKBONES for s in ("", "+coic", "+coic-nocl")]
+    return [f"{b}{s}" for b in BACKBONES for s in ("", "+coic", "+coic-nocl", "+coic-whole")]
 
 
 def test_sets(root: Path, limit: int | None) -> dict[str, tuple[Callable[[], Any], int, str]]:
@@ -70,11 +73,15 @@ def test_sets(root: Path, limit: int | None) -> dict[str, tuple[Callable[[], Any
 def _recipe(row: str, root: Path, steps: int, batch: int, crop: int, seed: int,
             stage1_fraction: float) -> dict[str, Any]:
     backbone, _, variant = row.partition("+")
-    model = {"name": backbone} if not variant else {"name": "coic", "args": {"backbone": backbone}}
+    model: dict[str, Any] = {"name": backbone} if not variant else {"name": "coic", "args": {"backbone": backbone}}
+    if variant == "coic-whole":  # the authors' encoder input: the whole rainy image, resized
+        model["args"]["context_size"] = WHOLE_IMAGE_VIEW
     recipe = bench_recipe(f"bench-coic-{row.replace('+', '_')}", "derain", model, dict(TRAIN_SOURCES[0]), root,
                           steps, batch, crop, seed)
     sources = [{**copy.deepcopy(s), "path": str(root / s["path"]), "crop": crop} for s in TRAIN_SOURCES]
     recipe["data"]["train"] = {"kind": "mixed", "sources": sources, "weights": list(TRAIN_WEIGHTS)}
+    if variant == "coic-whole":
+        recipe["data"]["train"]["context"] = WHOLE_IMAGE_VIEW
     if variant:
         options: dict[str, Any] = {"stage1_steps": int(steps * stage1_fraction)}
         if variant == "coic-nocl":

@@ -22,14 +22,22 @@ Our reading (sizes, initialisation and the 1x1 rule are ours; the formula follow
   ``LN(x) + Linear(SiLU(z))`` instead of ``LN(x)`` (``q`` unchanged); the 1x1 ``qkv`` conv is linear,
   so this is an exact per-instance shift of its k/v outputs. The Linear starts at zero.
 
+* **what the encoder sees** (``context_size``): 0 (default, our first reading) embeds the network's own
+  input, which in training is the crop; ``context_size: S`` embeds the WHOLE rainy image resized to
+  ``S x S`` (:func:`context_view`, as the authors' code does), given in training by the data
+  (``data.train.context: S``: the whole image's view beside each crop, :mod:`kdrestore.data.synth`,
+  :mod:`kdrestore.data.paired`) and computed from the input itself otherwise (a whole image at
+  inference). Tiled inference pins the whole image's embedding for all tiles (:meth:`CoICNet.pinned`).
+
 Wrapped convs subclass ``nn.Conv2d`` and keep their names, so the backbone's keys are unchanged under
 ``backbone.``; ``modulate = False`` runs the plain backbone (stage 1 of training).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import fnmatch
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -42,11 +50,20 @@ _PUBLISHED = {"text": "Ran et al., 'Harnessing Joint Rain-/Detail-aware Represen
                       "Rains' (CoIC), ICLR 2024; encoder sizes and initialisation are our reading"}
 
 
+def context_view(image: Tensor, size: int) -> Tensor:
+    """``B x C x H x W`` -> ``B x C x size x size``: the whole image as CoIC's encoder sees it (bilinear
+    with antialiasing; the same function makes the training views and the inference view)."""
+    if image.shape[-2:] == (size, size):
+        return image
+    return F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
 class _Context:
     """The embedding shared by the modulated layers of one model (``z`` only while its forward runs)."""
 
     def __init__(self) -> None:
         self.z: Tensor | None = None
+        self.pinned: Tensor | None = None  # an embedding held for every forward (tiled inference)
         self.last: Tensor | None = None
         self.features: Tensor | None = None
 
@@ -168,8 +185,11 @@ class CoICNet(nn.Module):
     """A backbone whose convs (and attention k/v) are modulated per instance by an :class:`InstanceEncoder`."""
 
     def __init__(self, backbone: nn.Module, in_channels: int = 3, wrap: Sequence[str] = ("*",), dim: int = 64,
-                 encoder_width: int = 8, hidden: int = 16, kv_context: bool = True) -> None:
+                 encoder_width: int = 8, hidden: int = 16, kv_context: bool = True, context_size: int = 0) -> None:
         super().__init__()
+        if context_size < 0 or (context_size and context_size % 8):
+            raise KdrestoreError(f"model.args.context_size: 0 (embed the input) or a multiple of 8, got {context_size}")
+        self.context_size = int(context_size)
         self.encoder = InstanceEncoder(in_channels, encoder_width, dim)
         self.backbone = backbone
         self._ctx = _Context()
@@ -209,17 +229,43 @@ class CoICNet(nn.Module):
         """The encoder's feature map in the last modulated forward (what the contrastive loss compares)."""
         return self._ctx.features
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """``context``: the whole image's :func:`context_view` when ``x`` is a crop of it (training);
+        by default the encoder embeds ``x`` itself (resized to ``context_size`` when that is set)."""
         if not self.modulate:
             self._ctx.last = self._ctx.features = None
             return self.backbone(x)
-        f = self.encoder.features(x)
-        z = self.encoder.embed(f)
+        if self._ctx.pinned is not None:
+            z, f = self._ctx.pinned.expand(x.shape[0], -1), None  # one image's embedding for its tiles
+        else:
+            if context is None:
+                context = context_view(x, self.context_size) if self.context_size else x
+            elif context.shape[-2:] != (self.context_size, self.context_size):
+                raise KdrestoreError(f"coic: a context view of {tuple(context.shape[-2:])} for a model with "
+                                     f"context_size {self.context_size}")
+            f = self.encoder.features(context)
+            z = self.encoder.embed(f)
         self._ctx.z, self._ctx.last, self._ctx.features = z, z, f
         try:
             return self.backbone(x)
         finally:
             self._ctx.z = None
+
+    @contextlib.contextmanager
+    def pinned(self, image: Tensor) -> Iterator[None]:
+        """Hold the embedding of the whole ``image`` (``1 x C x H x W``) for every forward inside (the tiles
+        of that image, in batches of any size). A model that embeds its input (``context_size`` 0) is
+        left as it is."""
+        if image.shape[0] != 1:
+            raise KdrestoreError(f"coic: pin one image at a time, got a batch of {image.shape[0]}")
+        if not self.context_size or not self.modulate:
+            yield
+            return
+        self._ctx.pinned = self.encoder(context_view(image, self.context_size))
+        try:
+            yield
+        finally:
+            self._ctx.pinned = None
 
 
 def _plain(value: Any) -> Any:
@@ -229,11 +275,12 @@ def _plain(value: Any) -> Any:
 @register_model("coic", task="derain", family="student", channels=3, published=_PUBLISHED)
 def coic(backbone: str = "msresnet-tiny", backbone_args: dict[str, Any] | None = None,
          wrap: Sequence[str] = ("*",), dim: int = 32, encoder_width: int = 4, hidden: int = 16,
-         kv_context: bool = True) -> CoICNet:
+         kv_context: bool = True, context_size: int = 0) -> CoICNet:
     """CoIC around a registered ``backbone`` (default msresnet-tiny): every k x k conv matching ``wrap``
-    (fnmatch patterns on the backbone's module paths) is CoI-M modulated; MDTA k/v get the context."""
+    (fnmatch patterns on the backbone's module paths) is CoI-M modulated; MDTA k/v get the context.
+    ``context_size``: embed the whole image resized to that size (the authors' setting), 0 the input."""
     if backbone.lower() == "coic":
         raise KdrestoreError("model.args.backbone: coic cannot wrap itself")
     args = copy.deepcopy({k: _plain(v) for k, v in (backbone_args or {}).items()})
     net = build_model(backbone, **args)
-    return CoICNet(net, int(args.get("in_channels", 3)), wrap, dim, encoder_width, hidden, kv_context)
+    return CoICNet(net, int(args.get("in_channels", 3)), wrap, dim, encoder_width, hidden, kv_context, context_size)

@@ -21,6 +21,10 @@ the 1/8-resolution feature maps, normalised per position, by their mean per-posi
   the last ``bank_size`` rain layers of earlier batches (before the bank holds any: other samples of the
   batch);
 * **loss**: ``train.losses + contrastive_weight * InfoNCE(q; positive; negatives, temperature)``.
+* **whole-image embedding** (the authors' setting; ``model.args.context_size: S`` with
+  ``data.train.context: S``): the encoder embeds the whole rainy image resized to ``S x S`` instead of
+  the crop, and ``x``, ``y`` and ``r`` above are the whole pair's views (the bank then holds view-sized
+  rain layers).
 
 Draws use a generator seeded by ``(train.seed, step)``; the key encoder and the bank are saved with the
 training state, so a resumed run continues exactly. Under DDP stage 1 leaves the encoder unused: set
@@ -106,6 +110,12 @@ class CoICTraining(Method):
         if not isinstance(student, CoICNet):
             raise KdrestoreError(f"distill.method coic trains a CoIC model (model.name: coic), got "
                                  f"{type(student).__name__}")
+        has_view = "context" in example
+        if bool(student.context_size) != has_view or (has_view and example["context"].shape[-1] != student.context_size):
+            raise KdrestoreError(
+                f"coic: model.args.context_size ({student.context_size}) and data.train.context "
+                f"({example['context'].shape[-1] if has_view else None}) must be set together, to the same size "
+                "(the encoder embeds the whole image's view the data gives beside each crop)")
         self.model, self.device = student, device
         self.key_encoder = copy.deepcopy(student.encoder).to(device).eval()
         for p in self.key_encoder.parameters():
@@ -159,10 +169,14 @@ class CoICTraining(Method):
             out.append((y + layers).clamp(0.0, 1.0))
         return out
 
+    def forward(self, student: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        return student(batch["input"], context=batch.get("context"))
+
     def losses(self, batch: dict[str, Tensor], output: Tensor, step: int) -> dict[str, Tensor]:
-        x, y = batch["input"], batch["target"]
-        terms = pixel_losses(self.cfg.train.losses, output, y)
+        terms = pixel_losses(self.cfg.train.losses, output, batch["target"])
         terms["coic_contrastive"] = output.new_zeros(())
+        # the exemplars are built on what the encoder saw: the crop, or the whole image's view
+        x, y = (batch["context"], batch["context_target"]) if "context" in batch else (batch["input"], batch["target"])
         rain = (x - y).detach()
         if self.stage == 2 and self.opts.contrastive_weight > 0:
             q = self.model.instance_features
