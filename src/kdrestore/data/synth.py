@@ -55,8 +55,8 @@ class SynthDataset(Dataset):
     and depth maps stay aligned. With ``context`` (CoIC's whole-image embedding) the WHOLE image is
     degraded first, then cropped and augmented; items also hold ``context`` / ``context_target``,
     the whole degraded and clean images resized to ``context x context``
-    (:func:`~.paired.context_views`) under the crop's flip/rotation. The degraded input is not clipped (noise is added in float,
-    the denoising test protocol); the target is the clean crop.
+    (:func:`~.paired.context_views`) under the crop's flip/rotation. The degraded input is not
+    clipped (noise is added in float, the denoising test protocol); the target is the clean crop.
 
     Seeding (all randomness of item ``i`` comes from one numpy Generator):
 
@@ -176,4 +176,5 @@ class SynthDataset(Dataset):
             *pair, view_in, view_clean = dihedral([*pair, *views], int(rng.integers(0, 8)))
             views = [view_in, view_clean]
         return {"input": to_tensor(pair[0]), "target": to_tensor(pair[1]), "name": name,
-                "params": _scalars(out.params), "context": to_tensor(views[0]), "context_target": to_tensor(views[1])}
+                "params": _scalars(out.params),
+                "context": to_tensor(views[0]), "context_target": to_tensor(views[1])}
