@@ -5,7 +5,7 @@ results (weights, logs, final metrics) into one archive of at most 16 MB.
     PYTHONPATH=src python3 benchmarks/device_train.py --job device_job --budget 6m --out "$OUT"  # on the GPU
 
 Each student continues from its shipped weights (``--init-from NAME``: a warm restart with a fresh
-schedule, recorded in the run's lineage) on the batched device-resident pipeline, reading its clean
+schedule, recorded in the run's lineage), or starts as its recipe says (:data:`STUDENTS`), on the batched device-resident pipeline, reading its clean
 images from the job's data pack (training part and held-out validation part, as the recipe says) and
 its teachers from the job's peers folder; bf16 autocast and channels_last. Validation picks the best
 checkpoint, as on the CPU. ``--throughput`` first runs benchmarks/train_throughput.py on the GPU for
@@ -30,11 +30,18 @@ from safetensors.torch import load_file, save_file
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 from kdrestore.rundir.layout import RunCheckpoints  # noqa: E402
-STUDENTS = {  # shipped name -> its recipe
-    "denoise-gray-blind": "configs/ship/denoise-gray-blind.yaml",
-    "denoise-gray-fast": "configs/ship/denoise-gray-fast.yaml",
-    "denoise-color": "configs/ship/denoise-color.yaml",
-    "derain-small": "configs/ship/derain-small.yaml",
+# student -> (recipe, warm start: a shipped name or None, extra --set; "{peers}" is the job's peers folder)
+STUDENTS: dict[str, tuple[str, str | None, list[str]]] = {
+    "denoise-gray-blind": ("configs/ship/denoise-gray-blind.yaml", "denoise-gray-blind", []),
+    "denoise-gray-fast": ("configs/ship/denoise-gray-fast.yaml", "denoise-gray-fast", []),
+    # plain kd: a share of train.steps for qat_start means nothing under a time budget
+    "denoise-gray-s25": ("configs/ship/denoise-gray-s25.yaml", "denoise-gray-s25",
+                         ["distill.method=kd", "distill.options={}"]),
+    "denoise-color": ("configs/ship/denoise-color.yaml", "denoise-color", []),
+    "denoise-color-repdn": ("configs/denoise/repdn-rgb-blind.yaml", None,
+                            ["model.weights={peers}/FFDNet/net_rgb.pth"]),  # FFDNet-RGB's start
+    # from scratch on the calibrated heavy rain: the shipped derain-small saw Rain100H test backgrounds
+    "derain-small": ("configs/derain/msresnet-tiny-calibrated.yaml", None, []),
 }
 ARCHIVE_LIMIT = 16 * 1024 * 1024
 
@@ -46,8 +53,12 @@ def train_command(name: str, job: Path, out: Path, budget: str, batch: int, devi
             "train.log_every=50", "train.val_every=1500", "train.ckpt_every=1500", "data.num_workers=0"]
     if device.startswith("cuda"):
         sets += ["train.amp=bf16", "train.channels_last=true"]
-    cmd = [sys.executable, "-m", "kdrestore", "train", str(ROOT / STUDENTS[name]), "--quiet",
-           "--run-dir", str(out / "runs" / name), "--init-from", name, "--time-budget", budget]
+    recipe, warm, extra = STUDENTS[name]
+    sets += [e.replace("{peers}", str((job / "peers").resolve())) for e in extra]
+    cmd = [sys.executable, "-m", "kdrestore", "train", str(ROOT / recipe), "--quiet",
+           "--run-dir", str(out / "runs" / name), "--time-budget", budget]
+    if warm is not None:
+        cmd += ["--init-from", warm]
     for s in sets:
         cmd += ["--set", s]
     return cmd
@@ -102,7 +113,7 @@ def main() -> int:
     if args.throughput:
         pack = str((job / "pack.npz").resolve())
         cmd = [sys.executable, str(ROOT / "benchmarks/train_throughput.py"), "--recipes",
-               str(ROOT / STUDENTS["denoise-gray-fast"]), "--device", args.device, "--steps", "60",
+               str(ROOT / STUDENTS["denoise-gray-fast"][0]), "--device", args.device, "--steps", "60",
                "--json", str(out / "train_throughput.json"), "--set", f"data.train.pack={pack}",
                "--set", f"train.batch_size={args.batch}", "--set", "data.num_workers=8",
                "--baseline-set", "distill.teacher_precision=fp32", "--baseline-set", "distill.teacher_channels_last=false"]

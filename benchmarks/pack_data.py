@@ -21,7 +21,7 @@ from kdrestore.data.pack import PackSource, build_pack
 SOURCES = [PackSource("train/BSD400-gray", mode="gray"),
            PackSource("train/BSDS500-train-color", mode="rgb", scale=0.5)]
 PEER_FILES = ["DnCNN/DnCNN-S-15/net.pth", "DnCNN/DnCNN-S-25/net.pth", "DnCNN/DnCNN-S-50/net.pth",
-              "FFDNet/net_rgb.pth", "PReNet/Rain100H/PReNet6/net_latest.pth"]
+              "FFDNet/net_gray.pth", "FFDNet/net_rgb.pth", "PReNet/Rain100H/PReNet6/net_latest.pth"]
 LIMIT_MB = 50
 
 
