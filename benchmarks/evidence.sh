@@ -20,7 +20,8 @@ gpu=(--pipeline batched)   # synthetic rows: the device-resident pipeline (laten
 for bench in $BENCHES; do
   case "$bench" in
     distill|methods|datafree) $KDRESTORE bench "$bench" "${common[@]}" "${gpu[@]}" --json "$OUT/$bench.json" ;;
-    coic) $KDRESTORE bench coic "${common[@]}" --json "$OUT/coic.json" ;;
+    coic) $KDRESTORE bench coic "${common[@]}" --methods msresnet-tiny msresnet-tiny+coic msresnet-tiny+coic-whole \
+            --json "$OUT/coic.json" ;;
     trnr) $KDRESTORE bench trnr "${common[@]}" --batch 4 --json "$OUT/trnr.json" ;;  # batch: tasks per step
     *) echo "unknown bench $bench (distill methods datafree coic trnr)" >&2; exit 2 ;;
   esac
