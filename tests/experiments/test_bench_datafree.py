@@ -46,6 +46,14 @@ def test_multi_weather_trains_once_for_all_tasks_and_is_compared_per_task(fake):
     assert {t["teacher"] for t in record["teachers"]} == {"dncnn-s25", "gcanet"}
 
 
+def test_multi_weather_gets_one_rows_time_budget_per_task(fake):
+    bd.datafree_bench("/data", BenchOptions(time_budget="2m"), tasks=["denoise", "dehaze", "derain"],
+                      rows=["data-trained", "multi-weather"])
+    budgets = {r["name"]: r["train"]["time_budget"] for r in fake}
+    assert budgets["bench-datafree-multi"] == "360s"  # three tasks' worth, as with a step budget
+    assert {v for k, v in budgets.items() if k != "bench-datafree-multi"} == {"2m"}
+
+
 def test_the_advdeg_row_does_not_apply_to_denoising_with_a_fixed_sigma():
     with pytest.raises(KdrestoreError, match="'data-free-advdeg' does not apply to denoise"):
         bd.datafree_bench("/data", BenchOptions(), tasks=["denoise"], rows=["data-free-advdeg"])

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 from torch import Tensor, nn
 
-from ..config import load_config
+from ..config import load_config, parse_duration
 from ..errors import KdrestoreError
 from ..evaluate.api import load_model
 from ..evaluate.metrics import TASK_CONVENTIONS
@@ -199,6 +199,9 @@ def run_datafree_bench(data_root: str | os.PathLike[str], opts: BenchOptions, ta
             if opts.time_budget is None:
                 recipe["train"]["steps"] = recipe["train"]["ckpt_every"] = multi_steps
                 recipe["train"]["val_every"] = multi_steps + 1
+            else:  # one student for every task: the budget of one row per task, as with steps
+                seconds = parse_duration(opts.time_budget, "--time-budget") * len(chosen_tasks)
+                recipe["train"]["time_budget"] = f"{seconds:.0f}s"
             model, wall = _train(recipe, Path(tmp) / "multi", opts)
             for task in chosen_tasks:
                 wrapped = GrayAsRGB(model) if TASKS[task].mode == "gray" else model
