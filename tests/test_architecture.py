@@ -16,6 +16,7 @@ DOC = SRC.parents[1] / "docs" / "ARCHITECTURE.md"
 # lowest first; the name of a part is its first dotted component under kdrestore
 LEVELS: list[set[str]] = [
     {"errors", "fsutil", "version"},
+    {"recipe"},
     {"registry", "config"},
     {"degrade", "models", "rundir"},
     {"data"},
