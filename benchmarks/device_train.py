@@ -37,9 +37,9 @@ STUDENTS: dict[str, tuple[str, str | None, list[str]]] = {
     # plain kd: a share of train.steps for qat_start means nothing under a time budget
     "denoise-gray-s25": ("configs/ship/denoise-gray-s25.yaml", "denoise-gray-s25",
                          ["distill.method=kd", "distill.options={}"]),
-    "denoise-color": ("configs/ship/denoise-color.yaml", "denoise-color", []),
-    "denoise-color-repdn": ("configs/denoise/repdn-rgb-blind.yaml", None,
-                            ["model.weights={peers}/FFDNet/net_rgb.pth"]),  # FFDNet-RGB's start
+    "denoise-color": ("configs/denoise/repdn-rgb-blind.yaml", "denoise-color", []),  # the colour blind RepDN
+    "denoise-gray-blind-repdn": ("configs/denoise/repdn-blind.yaml", None,
+                                 ["model.weights={peers}/FFDNet/net_gray.pth"]),  # FFDNet-gray's start
     # from scratch on the calibrated heavy rain: the shipped derain-small saw Rain100H test backgrounds
     "derain-small": ("configs/derain/msresnet-tiny-calibrated.yaml", None, []),
 }
