@@ -138,8 +138,8 @@ class Restorer:
         """``B x C x H x W`` [0, 1] batch (C = the model's channels) -> restored batch, unclipped."""
         plan = self.last_plan = self.plan(*x.shape[-2:])
         x = x.to(self.device, torch.float32)
-        pinned = getattr(self._fn, "pinned", None)  # a model embedding the whole image (CoIC context_size)
-        if pinned is None or not getattr(self._fn, "context_size", 0):
+        pinned = getattr(self._fn, "pinned", None)  # CoIC: one embedding of the whole image (a no-op otherwise)
+        if pinned is None:
             return restore_tiled(self._fn, x, plan.tile, plan.overlap, plan.pixels, multiple=self.multiple,
                                  margin=plan.margin, wide=plan.wide)
         out = []
