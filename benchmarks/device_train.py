@@ -37,6 +37,8 @@ STUDENTS: dict[str, tuple[str, str | None, list[str]]] = {
     # plain kd: a share of train.steps for qat_start means nothing under a time budget
     "denoise-gray-s25": ("configs/ship/denoise-gray-s25.yaml", "denoise-gray-s25",
                          ["distill.method=kd", "distill.options={}"]),
+    # the shipped 64x8 grown to 64x12 by identity layers (same function to start), more capacity
+    "denoise-gray-s25-deep": ("configs/denoise/repdn-s25-deep.yaml", "denoise-gray-s25", []),
     "denoise-color": ("configs/denoise/repdn-rgb-blind.yaml", "denoise-color", []),  # the colour blind RepDN
     "denoise-gray-blind-repdn": ("configs/denoise/repdn-blind.yaml", None,
                                  ["model.weights={peers}/FFDNet/net_gray.pth"]),  # FFDNet-gray's start

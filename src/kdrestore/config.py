@@ -130,6 +130,7 @@ class TeacherSpec:
     per_channel: bool = False  # a gray (1-channel) model applied to each channel of colour images
     self_ensemble: bool = False  # target = mean over the 8 flips/rotations (8 passes; distill/ensemble.py)
     members: list[TeacherSpec] | None = None  # an ensemble: the (weighted) mean of these teachers' outputs
+    sigma_from_batch: bool = False  # a noise-map teacher (FFDNet) gets each sample's true sigma (blind noise)
 
 
 @dataclass

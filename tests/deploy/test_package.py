@@ -50,10 +50,10 @@ def test_card_names_each_teacher_with_its_arguments(tmp_path):
     (tmp_path / "config.yaml").write_text(
         "name: r\ndistill:\n  method: hmds\n  teachers:\n    - {name: ffdnet-rgb, args: {sigma: 15}}\n"
         "    - {name: dncnn-s25}\n    - {members: [{name: dncnn-s25}, {name: ffdnet-gray}], self_ensemble: true}\n"
-        "    - {exported: teachers/big.pt2}\n")
+        "    - {exported: teachers/big.pt2}\n    - {name: ffdnet-rgb, sigma_from_batch: true}\n")
     _, summary = _run_summary(tmp_path)
     assert summary["teachers"] == ["ffdnet-rgb(sigma=15)", "dncnn-s25", "x8(mean(dncnn-s25, ffdnet-gray))",
-                                   "teachers/big.pt2"] and summary["method"] == "hmds"
+                                   "teachers/big.pt2", "ffdnet-rgb(sigma=batch)"] and summary["method"] == "hmds"
 
 
 def test_package_refuses_to_replace_without_force(finished_run, tmp_path):

@@ -88,3 +88,32 @@ def test_recipe_section_parses_members():
                                                                 {"name": "ffdnet-gray", "args": {"sigma": 25}}],
                                                     "self_ensemble": True}]}, "distill")
     assert isinstance(d.teachers[0].members[1], TeacherSpec) and d.teachers[0].members[1].args == {"sigma": 25}
+
+
+def test_teacher_takes_each_samples_noise_level_from_the_batch(tmp_path):
+    from safetensors.torch import save_file
+
+    from kdrestore.models.registry import build_model
+
+    torch.manual_seed(0)
+    ffd = build_model("ffdnet-gray")
+    with torch.no_grad():
+        for p in ffd.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    path = tmp_path / "ffd.safetensors"
+    save_file({k: v.contiguous() for k, v in ffd.state_dict().items()}, str(path))
+    teacher = load_teacher(TeacherSpec(name="ffdnet-gray", weights=str(path), sigma_from_batch=True))
+    x = torch.rand(2, 1, 16, 16)
+    out = teacher(x, torch.tensor([10.0, 50.0]))
+    with torch.no_grad():
+        assert torch.allclose(out[0], ffd.eval()(x[:1], sigma=10.0)[0], atol=1e-6)
+        assert torch.allclose(out[1], ffd(x[1:], sigma=50.0)[0], atol=1e-6)
+    assert not torch.allclose(out[0], ffd(x[:1], sigma=50.0)[0], atol=1e-3)  # the level matters
+    with pytest.raises(KdrestoreError, match="ffdnet-gray takes each sample's noise level"):
+        teacher(x, torch.tensor([10.0, float("nan")]))  # a batch without noise levels
+    with pytest.raises(KdrestoreError, match="remove args.sigma"):
+        load_teacher(TeacherSpec(name="ffdnet-gray", weights=str(path), args={"sigma": 25}, sigma_from_batch=True))
+    dncnn = build_model("dncnn-s25")
+    save_file({k: v.contiguous() for k, v in dncnn.state_dict().items()}, str(tmp_path / "d.safetensors"))
+    with pytest.raises(KdrestoreError, match="dncnn-s25 has no noise-level input"):
+        load_teacher(TeacherSpec(name="dncnn-s25", weights=str(tmp_path / "d.safetensors"), sigma_from_batch=True))

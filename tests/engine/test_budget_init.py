@@ -114,6 +114,23 @@ def test_init_from_a_shipped_student(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "lineage.json").read_text()) == lineage
 
 
+def test_init_from_grows_the_shipped_repdn_into_a_deeper_one(tmp_path: Path) -> None:
+    import torch
+
+    card = json.loads((Path(__file__).parents[2] / "src/kdrestore/pretrained/denoise-gray-s25/card.json").read_text())
+    args = {k: v for k, v in card["args"].items() if k != "init_grow"}
+    shipped = build_model(card["model"], **args)
+    init_model(shipped, "denoise-gray-s25", tmp_path, write=False)
+    depth = args["depth"] + 4
+    with pytest.raises(KdrestoreError, match=f"{args['depth']} layers but the model has depth {depth}.*init_grow"):
+        init_model(build_model(card["model"], **{**args, "depth": depth}), "denoise-gray-s25", tmp_path, write=False)
+    deeper = build_model(card["model"], **{**args, "depth": depth, "init_grow": True})
+    init_model(deeper, "denoise-gray-s25", tmp_path, write=False)
+    x = torch.rand(1, 1, 48, 40)
+    with torch.no_grad():
+        assert torch.allclose(deeper.eval()(x), shipped.eval()(x), atol=1e-5)
+
+
 def test_pack_feeds_both_pipelines_and_refuses_other_data(clean_folder: Path, tmp_path: Path) -> None:
     pack = tmp_path / "pack.npz"
     manifest = build_pack(tmp_path / "data", [PackSource("train/clean", mode="gray")], pack)

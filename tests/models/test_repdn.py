@@ -107,3 +107,29 @@ def test_onnx_export_folds_to_plain_convs(tmp_path):
 
     ops = [n.op_type for n in onnx.load(str(path)).graph.node]
     assert ops.count("Conv") == 5
+
+
+def test_shallower_checkpoint_grows_into_a_deeper_model_with_the_same_output(tmp_path):
+    m = _randomised()  # depth 5, branch form
+    x = torch.rand(2, 1, 36, 44)
+    with torch.no_grad():
+        ref = m.eval()(x)
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(tmp_path / "w5.safetensors"))
+    with pytest.raises(KdrestoreError, match="5 layers but the model has depth 8.*init_grow"):
+        load_weights(build_model("repdn", width=16, depth=8), tmp_path / "w5.safetensors")
+    with pytest.raises(KdrestoreError, match="5 layers but the model has depth 3"):
+        load_weights(build_model("repdn", width=16, depth=3, init_grow=True), tmp_path / "w5.safetensors")
+    for deploy in (False, True):
+        grown = build_model("repdn", width=16, depth=8, init_grow=True, deploy=deploy)
+        assert load_weights(grown, tmp_path / "w5.safetensors").ok
+        with torch.no_grad():
+            assert torch.allclose(grown.eval()(x), ref, atol=1e-5)
+    # the three new layers are spread over the body (not stacked before the tail) and train like any other
+    grown = build_model("repdn", width=16, depth=8, init_grow=True)
+    load_weights(grown, tmp_path / "w5.safetensors")
+    w, _ = grown.layers[7].folded()
+    assert torch.allclose(w, m.layers[4].folded()[0], atol=1e-6)  # the tail stays the tail
+    is_identity = [bool(torch.allclose(grown.layers[i].folded()[0][:, :, 1, 1], torch.eye(16))) for i in range(1, 7)]
+    assert sum(is_identity) == 3 and is_identity != [False, False, False, True, True, True]
+    grown.train()(x).square().mean().backward()
+    assert all(layer.conv3.weight.grad is not None and layer.conv3.weight.grad.abs().sum() > 0 for layer in grown.layers)

@@ -1,8 +1,8 @@
 """Turning a finished training run into a shipped pretrained student: weights + a scored model card.
 
-``kdrestore package RUN_DIR --name NAME --test denoise/Set12 --sigma 15 25 50`` takes the run's *last*
-checkpoint (EMA weights when present; never the best-on-validation one, which would select on a test
-set), optionally stores it as float16 (half the bytes), scores exactly the weights it ships on the given
+``kdrestore package RUN_DIR --name NAME --test denoise/Set12 --sigma 15 25 50`` takes the run's best
+checkpoint by validation (held-out training data; its last one when it never validated; EMA weights when
+present; never a choice made on a test set), optionally stores it as float16 (half the bytes), scores exactly the weights it ships on the given
 test sets under the task's convention, and writes ``<dest>/<NAME>/{model.safetensors,card.json}``
 (format: ``kdrestore/pretrained/README.md``). The folder is built beside the destination and renamed
 into place, so a failed or interrupted run never leaves a half-written model.
@@ -18,6 +18,7 @@ from typing import Any
 
 from safetensors.torch import save_file
 
+from ..config import RunConfig, TeacherSpec, distill_section
 from ..data.tasks import eval_samples
 from ..errors import KdrestoreError
 from ..evaluate.metrics import TASK_CONVENTIONS
@@ -28,30 +29,37 @@ from ..models import shipped
 from ..rundir import LEAK_CHECK_FILE, RunDir
 
 
-def _teacher_label(spec: dict[str, Any]) -> str | None:
+def _teacher_label(spec: TeacherSpec) -> str | None:
     """``ffdnet-rgb(sigma=15)``: a recipe's teacher with its factory arguments, for the card; ensembles
-    as ``mean(a, b)``, self-ensembles as ``x8(a)``."""
-    if spec.get("members"):
-        label = "mean(" + ", ".join(str(_teacher_label(m)) for m in spec["members"]) + ")"
+    as ``mean(a, b)``, self-ensembles as ``x8(a)``, a batch-level teacher as ``ffdnet-rgb(sigma=batch)``."""
+    if spec.members:
+        label = "mean(" + ", ".join(str(_teacher_label(m)) for m in spec.members) + ")"
     else:
-        name, args = spec.get("name") or spec.get("exported") or spec.get("torchscript"), spec.get("args") or {}
+        name = spec.name or spec.exported or spec.torchscript
+        args = {**spec.args, **({"sigma": "batch"} if spec.sigma_from_batch else {})}
         label = f"{name}({', '.join(f'{k}={v}' for k, v in args.items())})" if args else name
-    return f"x8({label})" if spec.get("self_ensemble") else label
+    return f"x8({label})" if spec.self_ensemble else label
 
 
-def _run_summary(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(config, training summary)`` of a run directory, from its saved config.yaml."""
-    cfg = RunDir(run).config_dict()
-    train, data, distill = cfg.get("train", {}), cfg.get("data", {}).get("train", {}), cfg.get("distill") or {}
+def _run_summary(run: Path) -> tuple[RunConfig, dict[str, Any]]:
+    """``(config, training summary)`` of a run directory, from its saved config.yaml (validated)."""
+    run_dir = RunDir(run)
+    if not run_dir.is_run():
+        raise KdrestoreError(f"{run} is not a run directory: no config.yaml")
+    cfg = run_dir.config()
+    data = cfg.data.train
+    distill = distill_section(cfg) if cfg.distill else None
     summary = {
-        "run": cfg.get("name"), "steps": train.get("steps"), "batch_size": train.get("batch_size"),
-        "crop": data.get("crop"), "seed": train.get("seed"), "ema_decay": train.get("ema_decay"),
-        "data": {k: data.get(k) for k in ("kind", "degradation", "params", "mode")} | {
-            "path": Path(str(data.get("path"))).name if data.get("path") else None},
-        "initialised_from": Path(cfg["model"]["weights"]).name if cfg.get("model", {}).get("weights") else None,
-        "method": distill.get("method", "kd") if distill else "supervised",
-        "teachers": [_teacher_label(t) for t in distill.get("teachers", [])],
-        "distill_terms": {k: distill[k] for k in ("output", "features", "contrastive", "options") if distill.get(k)},
+        "run": cfg.name, "steps": cfg.train.steps, "batch_size": cfg.train.batch_size,
+        "crop": data.crop, "seed": cfg.train.seed, "ema_decay": cfg.train.ema_decay,
+        "data": {"kind": data.kind, "degradation": data.degradation, "params": data.params, "mode": data.mode,
+                 "path": Path(data.path).name if data.path else None},
+        "initialised_from": Path(cfg.model.weights).name if cfg.model.weights else None,
+        "method": distill.method if distill else "supervised",
+        "teachers": [_teacher_label(t) for t in distill.teachers] if distill else [],
+        # the terms as the recipe wrote them
+        "distill_terms": {k: v for k, v in (cfg.distill or {}).items()
+                          if k in ("output", "features", "contrastive", "options") and v},
     }
     return cfg, summary
 
@@ -109,11 +117,11 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
     state = ckpt.model_weights(ema=True)
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    model_cfg, task = cfg.get("model", {}), cfg.get("task")
-    model = build_model(model_cfg["name"], **model_cfg.get("args", {}))
+    model_args, task = dict(cfg.model.args), cfg.task
+    model = build_model(cfg.model.name, **model_args)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     model.eval()
-    channels = int(model_cfg.get("args", {}).get("in_channels", model_entry(model_cfg["name"]).meta.get("channels", 3)))
+    channels = int(model_args.get("in_channels", model_entry(cfg.model.name).meta.get("channels", 3)))
     target = dest / name
     if target.exists() and not force:
         raise KdrestoreError(f"{target} exists: pass --force to replace it")
@@ -134,7 +142,7 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
                            "input_psnr": round(res.input_psnr, 3), "convention": conv.describe()})
     probe = (1, channels, 256, 256)
     card = {
-        "model": model_cfg["name"], "args": model_cfg.get("args", {}), "task": task, "channels": channels,
+        "model": cfg.model.name, "args": model_args, "task": task, "channels": channels,
         "weights": "model.safetensors", "dtype": "float16" if half else "float32",
         "params": count_params(model), "macs": count_macs(model, probe), "macs_input_shape": list(probe),
         "competes_with": competes_with,

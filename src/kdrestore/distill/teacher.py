@@ -2,7 +2,8 @@
 TorchScript file (deprecated by PyTorch: loading one shows its DeprecationWarning) or any ``nn.Module``.
 
 A teacher is frozen (no gradients) and stays in eval mode. Its outputs can be cached by input
-content, and a check on the first batch catches a teacher whose output range differs from the
+content, a noise-map teacher (FFDNet) can take each sample's true noise level from the batch
+(``sigma_from_batch``: the blind-noise teacher for a blind student), and a check on the first batch catches a teacher whose output range differs from the
 student's (for example 0-255 against 0-1).
 """
 from __future__ import annotations
@@ -69,8 +70,9 @@ class FrozenTeacher(nn.Module):
     """
 
     def __init__(self, model: nn.Module, name: str, cache: bool = False, precision: str = "fp32",
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, sigma_from_batch: bool = False) -> None:
         super().__init__()
+        self.sigma_from_batch = sigma_from_batch
         if precision not in TEACHER_PRECISIONS:
             raise KdrestoreError(f"teacher precision must be one of {list(TEACHER_PRECISIONS)}, got {precision!r}")
         self.model, self.name, self.cache = model, name, cache
@@ -86,25 +88,37 @@ class FrozenTeacher(nn.Module):
         super().train(False)
         return self
 
-    def run(self, x: Tensor) -> Tensor:
-        """The teacher on ``x`` in its precision and memory format (no cache, no gradient context)."""
+    def run(self, x: Tensor, sigma: Tensor | None = None) -> Tensor:
+        """The teacher on ``x`` in its precision and memory format (no cache, no gradient context);
+        ``sigma`` (0-255, one per sample) only for a ``sigma_from_batch`` teacher."""
         dtype = TEACHER_PRECISIONS[self.precision]
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
+        kwargs = {"sigma": self._checked_sigma(sigma, x)} if self.sigma_from_batch else {}
         if dtype is None:
-            return self.model(x)
+            return self.model(x, **kwargs)
         with torch.autocast(x.device.type, dtype=dtype):
-            out = self.model(x)
+            out = self.model(x, **kwargs)
         return out.float() if isinstance(out, Tensor) else out
 
+    def _checked_sigma(self, sigma: Tensor | None, x: Tensor) -> Tensor:
+        if sigma is None or not isinstance(sigma, Tensor) or sigma.numel() != x.shape[0] or bool(sigma.isnan().any()):
+            raise KdrestoreError(f"teacher {self.name} takes each sample's noise level from the batch "
+                                 "(sigma_from_batch) but got none for some samples: the training data must be "
+                                 "noise (AWGN) and the method kd or kd-qat; otherwise give the teacher a fixed "
+                                 "args.sigma")
+        return sigma.to(device=x.device, dtype=torch.float32)
+
     @torch.no_grad()
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, sigma: Tensor | None = None) -> Tensor:
         if not self.cache:
-            return self.run(x)
-        keys = [hashlib.sha1(s.detach().cpu().numpy().tobytes()).digest() for s in x]
+            return self.run(x, sigma)
+        levels = sigma.tolist() if self.sigma_from_batch and isinstance(sigma, Tensor) else [None] * x.shape[0]
+        keys = [hashlib.sha1(s.detach().cpu().numpy().tobytes() + repr(level).encode()).digest()
+                for s, level in zip(x, levels)]
         if all(k in self._cache for k in keys):
             return torch.stack([self._cache[k] for k in keys]).to(x.device)
-        out = self.run(x)
+        out = self.run(x, sigma)
         for k, o in zip(keys, out):
             self._cache[k] = o.detach().cpu()
         return out
@@ -118,7 +132,22 @@ def load_teacher(spec: TeacherSpec | nn.Module, peers: str | None = None, cache:
     if isinstance(spec, nn.Module):
         return FrozenTeacher(spec, type(spec).__name__, cache, **speed)
     model, name, _ = _teacher_module(spec, peers)
-    return FrozenTeacher(model, name, cache, **speed)
+    if spec.sigma_from_batch:
+        _check_sigma_from_batch(spec, model, name)
+    return FrozenTeacher(model, name, cache, sigma_from_batch=spec.sigma_from_batch, **speed)
+
+
+def _check_sigma_from_batch(spec: TeacherSpec, model: nn.Module, name: str) -> None:
+    """A ``sigma_from_batch`` teacher must be one noise-map model whose level is not fixed by ``args.sigma``."""
+    if spec.members or spec.self_ensemble or spec.per_channel:
+        raise KdrestoreError(f"teacher {name}: sigma_from_batch applies to one noise-map model, not to an "
+                             "ensemble, a self-ensemble or a per-channel teacher")
+    if "sigma" in spec.args:
+        raise KdrestoreError(f"teacher {name}: sigma_from_batch takes the level from the batch; remove args.sigma "
+                             f"({spec.args['sigma']})")
+    if not callable(getattr(model, "set_noise_level", None)):
+        raise KdrestoreError(f"teacher {name} has no noise-level input (such as FFDNet's map): sigma_from_batch "
+                             "does not apply to it")
 
 
 def _teacher_module(spec: TeacherSpec, peers: str | None) -> tuple[nn.Module, str, Any]:
@@ -184,7 +213,8 @@ def _single_module(spec: TeacherSpec, peers: str | None) -> tuple[nn.Module, str
 
 def check_output_range(teacher: FrozenTeacher, x: Tensor, student_out: Tensor) -> None:
     """Refuse a teacher whose outputs live on another scale than the student's (checked once)."""
-    t = teacher(x)
+    nominal = torch.full((x.shape[0],), 25.0, device=x.device) if teacher.sigma_from_batch else None
+    t = teacher(x, nominal) if nominal is not None else teacher(x)  # the scale, at a nominal level 25
     if t.shape != student_out.shape:
         raise KdrestoreError(f"teacher {teacher.name} returns shape {tuple(t.shape)} but the student "
                              f"returns {tuple(student_out.shape)} for the same input {tuple(x.shape)}")

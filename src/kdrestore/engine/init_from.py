@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from ..errors import KdrestoreError
 from ..fsutil import atomic_write_json
 from ..models.shipped import PRETRAINED_DIR, card_weights, read_card
-from ..models.weights import compare_state_dict, read_state_dict
+from ..models.weights import compare_state_dict, converted_for, read_state_dict
 from ..rundir import LINEAGE_FILE, RunDir
 
 
@@ -47,9 +47,11 @@ def resolve_init(source: str) -> tuple[dict[str, Tensor], dict[str, Any], list[d
 
 
 def init_model(model: nn.Module, source: str, run_dir: Path, write: bool = True) -> list[dict[str, Any]]:
-    """Load ``source`` into ``model`` (every key must fit; the error lists the keys that do not) and
+    """Load ``source`` into ``model`` (converted by the model's ``convert_state_dict`` where it has one; every
+    key must fit, the error lists the keys that do not) and
     write ``run_dir/lineage.json``; returns the lineage."""
     sd, record, chain = resolve_init(source)
+    sd = converted_for(model, sd)  # other checkpoint forms, as load_weights
     report = compare_state_dict(model, sd, source)
     if not report.ok:
         raise KdrestoreError(f"model.init_from: the weights of '{source}' do not fit {type(model).__name__}: "

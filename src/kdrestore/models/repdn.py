@@ -20,7 +20,10 @@ kernel in the 3x3 branch, the 1x1 branch and identity scale set to zero: the sam
 again), and FFDNet's published checkpoint -> a student of width 64 (teacher initialisation: BatchNorm
 folded into the convolutions, FFDNet's constant noise-level map at ``init_sigma`` folded into the first
 bias, the first ``depth - 1`` convolutions kept, a zero tail: the network starts as the identity). A checkpoint of
-another width or depth is refused by name.
+another depth is refused by name, except that with ``init_grow=True`` a shallower RepDN checkpoint deepens
+this model: identity layers (a Dirac 3x3 kernel, zero bias) are inserted after the ReLUs of its body,
+spread evenly, so the deeper network starts as exactly the same function (a ReLU output is >= 0, so an
+identity convolution and the next ReLU pass it unchanged) and trains on from there (net2net-style growth).
 
 Quantisation-aware training: :func:`kdrestore.models.fakequant.set_fake_quant` switches on INT8
 fake-quantisation of the folded kernels (per output channel, symmetric) and of the activations
@@ -99,8 +102,9 @@ class RepDN(nn.Module):
     """Pixel-unshuffle -> ``depth`` RepConv (ReLU between) -> pixel-shuffle; predicts the noise."""
 
     def __init__(self, in_channels: int = 1, width: int = 64, depth: int = 8, deploy: bool = False,
-                 init_sigma: float = 25.0) -> None:
+                 init_sigma: float = 25.0, init_grow: bool = False) -> None:
         super().__init__()
+        self.init_grow = bool(init_grow)
         if depth < 2 or width < 1:
             raise KdrestoreError(f"repdn needs depth >= 2 and width >= 1, got depth {depth}, width {width}")
         self.in_channels, self.width, self.depth, self.init_sigma = in_channels, width, depth, float(init_sigma)
@@ -133,6 +137,7 @@ class RepDN(nn.Module):
         sd = {k.removeprefix("module."): v for k, v in sd.items()}
         if any(k.startswith(_FFDNET_PREFIX) for k in sd):
             sd = self._from_ffdnet(sd)
+        sd = self._grown(sd)
         own_deployed = self.layers[0].deployed
         has_fused = any(".fused." in k for k in sd)
         has_branches = any(".conv3." in k for k in sd)
@@ -141,6 +146,34 @@ class RepDN(nn.Module):
         if not own_deployed and has_fused and not has_branches:
             return self._unfold_state_dict(sd)
         return sd
+
+    def _grown(self, sd: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``sd`` unchanged at this depth; a shallower checkpoint deepened by identity layers (``init_grow``)."""
+        found = {int(k.split(".")[1]) for k in sd if k.startswith("layers.") and k.split(".")[1].isdigit()}
+        have = max(found) + 1 if found else self.depth
+        if have == self.depth:
+            return sd
+        if have > self.depth or not self.init_grow or have < 2:
+            hint = ("; model.args.init_grow: true deepens a shallower checkpoint with identity layers (the same "
+                    "function to start from)" if have < self.depth else "")
+            raise KdrestoreError(f"repdn checkpoint has {have} layers but the model has depth {self.depth}{hint}")
+        if any(".conv3." in k for k in sd):
+            sd = _fold_state_dict(sd)
+        old = [(sd[f"layers.{i}.fused.weight"], sd[f"layers.{i}.fused.bias"]) for i in range(have)]
+        width = old[0][0].shape[0]
+        identity = torch.zeros(width, width, 3, 3, dtype=old[0][0].dtype)
+        identity[torch.arange(width), torch.arange(width), 1, 1] = 1.0
+        extra, slots = self.depth - have, have - 1  # a slot after every layer but the tail
+        chosen: list[tuple[Tensor, Tensor]] = []
+        for i in range(slots):
+            chosen.append(old[i])
+            count = extra * (i + 1) // slots - extra * i // slots
+            chosen += [(identity.clone(), identity.new_zeros(width))] * count
+        chosen.append(old[-1])
+        out = {k: v for k, v in sd.items() if not k.startswith("layers.")}
+        for i, (w, b) in enumerate(chosen):
+            out[f"layers.{i}.fused.weight"], out[f"layers.{i}.fused.bias"] = w, b
+        return out
 
     def _unfold_state_dict(self, sd: dict[str, Tensor]) -> dict[str, Tensor]:
         out = {k: v for k, v in sd.items() if ".fused." not in k}
@@ -215,13 +248,13 @@ def _fold_state_dict(sd: dict[str, Tensor]) -> dict[str, Tensor]:
 
 @register_model("repdn", task="denoise", family="student", channels=1, published=_PUBLISHED)
 def repdn(in_channels: int = 1, width: int = 64, depth: int = 8, deploy: bool = False,
-          init_sigma: float = 25.0) -> RepDN:
+          init_sigma: float = 25.0, init_grow: bool = False) -> RepDN:
     """Gray RepDN: 2x2 pixel-unshuffled plain re-parameterisable net (64 ch x 8 layers: ~0.23M params)."""
-    return RepDN(in_channels, width, depth, deploy, init_sigma)
+    return RepDN(in_channels, width, depth, deploy, init_sigma, init_grow)
 
 
 @register_model("repdn-rgb", task="denoise", family="student", channels=3, published=_PUBLISHED)
 def repdn_rgb(in_channels: int = 3, width: int = 96, depth: int = 8, deploy: bool = False,
-              init_sigma: float = 25.0) -> RepDN:
+              init_sigma: float = 25.0, init_grow: bool = False) -> RepDN:
     """Colour RepDN (96 ch x 8 layers, FFDNet-RGB's width)."""
-    return RepDN(in_channels, width, depth, deploy, init_sigma)
+    return RepDN(in_channels, width, depth, deploy, init_sigma, init_grow)

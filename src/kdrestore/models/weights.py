@@ -77,6 +77,12 @@ def compare_state_dict(model: nn.Module, sd: dict[str, Tensor], path: str = "") 
     return report
 
 
+def converted_for(model: nn.Module, sd: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``sd`` mapped onto ``model``'s own key names and form by its ``convert_state_dict`` (unchanged without one)."""
+    convert = getattr(model, "convert_state_dict", None)
+    return convert(sd) if callable(convert) else sd
+
+
 def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = True) -> LoadReport:
     """Load a weights file into ``model``.
 
@@ -84,10 +90,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = 
     which maps them onto its own names. With ``strict`` any missing, unexpected or mis-shaped key
     raises :class:`WeightsError` listing the keys by name.
     """
-    sd = read_state_dict(path)
-    convert = getattr(model, "convert_state_dict", None)
-    if callable(convert):
-        sd = convert(sd)
+    sd = converted_for(model, read_state_dict(path))
     report = compare_state_dict(model, sd, str(path))
     if strict and not report.ok:
         raise WeightsError(f"weights {path} do not fit {type(model).__name__}: {report.describe()}")

@@ -106,8 +106,9 @@ class KnowledgeDistillation(Method):
         return self.adapters
 
     # ---- losses -------------------------------------------------------------------------------
-    def _teacher_outputs(self, x: Tensor) -> list[Tensor]:
-        return [t(x) for t in self.teachers]
+    def _teacher_outputs(self, x: Tensor, batch: dict[str, Any] | None = None) -> list[Tensor]:
+        sigma = batch.get("sigma") if batch is not None else None
+        return [t(x, sigma) if t.sigma_from_batch else t(x) for t in self.teachers]
 
     def _teacher_features(self, x: Tensor) -> list[Tensor]:
         """Teacher features in the order of :meth:`feature_pairs` (runs each teacher that has points)."""
@@ -128,7 +129,7 @@ class KnowledgeDistillation(Method):
 
     def losses(self, batch: dict[str, Any], output: Tensor, step: int) -> dict[str, Tensor]:
         d, x = self.dcfg, batch["input"]
-        teacher_out = self._teacher_outputs(x)
+        teacher_out = self._teacher_outputs(x, batch)
         self.range_check((t, x[:1], output[:1]) for t in self.teachers)
         terms: dict[str, Tensor] = {}
         target = teacher_out[0] if d.pseudo_label else batch["target"]
