@@ -3,8 +3,8 @@ TorchScript file (deprecated by PyTorch: loading one shows its DeprecationWarnin
 
 A teacher is frozen (no gradients) and stays in eval mode. Its outputs can be cached by input
 content, a noise-map teacher (FFDNet) can take each sample's true noise level from the batch
-(``sigma_from_batch``: the blind-noise teacher for a blind student), and a check on the first batch catches a teacher whose output range differs from the
-student's (for example 0-255 against 0-1).
+(``sigma_from_batch``: the blind-noise teacher for a blind student), and a check on the first batch
+catches a teacher whose output range differs from the student's (for example 0-255 against 0-1).
 """
 from __future__ import annotations
 
