@@ -2,8 +2,8 @@
 
 ``kdrestore package RUN_DIR --name NAME --test denoise/Set12 --sigma 15 25 50`` takes the run's best
 checkpoint by validation (held-out training data; its last one when it never validated; EMA weights when
-present; never a choice made on a test set), optionally stores it as float16 (half the bytes), scores exactly the weights it ships on the given
-test sets under the task's convention, and writes ``<dest>/<NAME>/{model.safetensors,card.json}``
+present; never a choice made on a test set), optionally stores it as float16 (half the bytes), scores
+exactly the weights it ships on the given test sets under the task's convention, and writes ``<dest>/<NAME>/{model.safetensors,card.json}``
 (format: ``kdrestore/pretrained/README.md``). The folder is built beside the destination and renamed
 into place, so a failed or interrupted run never leaves a half-written model.
 """

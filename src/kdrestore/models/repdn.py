@@ -104,10 +104,10 @@ class RepDN(nn.Module):
     def __init__(self, in_channels: int = 1, width: int = 64, depth: int = 8, deploy: bool = False,
                  init_sigma: float = 25.0, init_grow: bool = False) -> None:
         super().__init__()
-        self.init_grow = bool(init_grow)
         if depth < 2 or width < 1:
             raise KdrestoreError(f"repdn needs depth >= 2 and width >= 1, got depth {depth}, width {width}")
         self.in_channels, self.width, self.depth, self.init_sigma = in_channels, width, depth, float(init_sigma)
+        self.init_grow = bool(init_grow)
         self.multiple = 2
         sub = 4 * in_channels
         sizes = [sub] + [width] * (depth - 1) + [sub]

@@ -106,9 +106,8 @@ class KnowledgeDistillation(Method):
         return self.adapters
 
     # ---- losses -------------------------------------------------------------------------------
-    def _teacher_outputs(self, x: Tensor, batch: dict[str, Any] | None = None) -> list[Tensor]:
-        sigma = batch.get("sigma") if batch is not None else None
-        return [t(x, sigma) if t.sigma_from_batch else t(x) for t in self.teachers]
+    def _teacher_outputs(self, x: Tensor, batch: dict[str, Any]) -> list[Tensor]:
+        return [t(x, batch.get("sigma")) if t.sigma_from_batch else t(x) for t in self.teachers]
 
     def _teacher_features(self, x: Tensor) -> list[Tensor]:
         """Teacher features in the order of :meth:`feature_pairs` (runs each teacher that has points)."""
