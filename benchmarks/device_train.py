@@ -5,8 +5,9 @@ results (weights, logs, final metrics) into one archive of at most 16 MB.
     PYTHONPATH=src python3 benchmarks/device_train.py --job device_job --budget 6m --out "$OUT"  # on the GPU
 
 Each student continues from its shipped weights (``--init-from NAME``: a warm restart with a fresh
-schedule, recorded in the run's lineage), or starts as its recipe says (:data:`STUDENTS`), on the batched device-resident pipeline, reading its clean
-images from the job's data pack (training part and held-out validation part, as the recipe says) and
+schedule, recorded in the run's lineage), or starts as its recipe says (:data:`STUDENTS`), on the batched
+device-resident pipeline (synthetic, paired and NYU-haze data alike), reading its images from the job's data
+subset (``KDRESTORE_DATA=JOB/data``: the recipe's folders, with their held-out validation parts whole) and
 its teachers from the job's peers folder; bf16 autocast and channels_last. Validation picks the best
 checkpoint, as on the CPU. ``--throughput`` first runs benchmarks/train_throughput.py on the GPU for
 the denoise-gray-fast recipe. Unpack the archive here and decide what to ship with ``kdrestore package``
@@ -34,23 +35,23 @@ from kdrestore.rundir.layout import RunCheckpoints  # noqa: E402
 STUDENTS: dict[str, tuple[str, str | None, list[str]]] = {
     "denoise-gray-blind": ("configs/ship/denoise-gray-blind.yaml", "denoise-gray-blind", []),
     "denoise-gray-fast": ("configs/ship/denoise-gray-fast.yaml", "denoise-gray-fast", []),
-    # plain kd: a share of train.steps for qat_start means nothing under a time budget
-    "denoise-gray-s25": ("configs/ship/denoise-gray-s25.yaml", "denoise-gray-s25",
-                         ["distill.method=kd", "distill.options={}"]),
-    # the shipped 64x8 grown to 64x12 by identity layers (same function to start), more capacity
-    "denoise-gray-s25-deep": ("configs/denoise/repdn-s25-deep.yaml", "denoise-gray-s25", []),
+    # the shipped 64x12 (grown from 64x8 by identity layers), kd from FFDNet-gray; then kd-qat (its recipe says how)
+    "denoise-gray-s25": ("configs/denoise/repdn-s25-deep.yaml", "denoise-gray-s25", []),
     "denoise-color": ("configs/denoise/repdn-rgb-blind.yaml", "denoise-color", []),  # the colour blind RepDN
     "denoise-gray-blind-repdn": ("configs/denoise/repdn-blind.yaml", None,
                                  ["model.weights={peers}/FFDNet/net_gray.pth"]),  # FFDNet-gray's start
     # from scratch on the calibrated heavy rain: the shipped derain-small saw Rain100H test backgrounds
     "derain-small": ("configs/derain/msresnet-tiny-calibrated.yaml", None, []),
+    # issue 16's students with room to learn (NAFNet-tiny, from scratch): light rain on the Rain100L pairs the
+    # job carries, haze on the NYU scenes it carries (pack_data.py: how many)
+    "derain-light-nafnet": ("configs/derain/nafnet-tiny-rain100l.yaml", None, []),
+    "dehaze-nafnet": ("configs/dehaze/nafnet-tiny-nyu.yaml", None, []),
 }
 ARCHIVE_LIMIT = 16 * 1024 * 1024
 
 
 def train_command(name: str, job: Path, out: Path, budget: str, batch: int, device: str) -> list[str]:
-    pack = str((job / "pack.npz").resolve())
-    sets = [f"data.train.pack={pack}", f"data.val.pack={pack}", "data.train.pipeline=batched",
+    sets = ["data.train.pipeline=batched",
             "train.steps=1000000000", f"train.batch_size={batch}", f"train.device={device}",
             "train.log_every=50", "train.val_every=1500", "train.ckpt_every=1500", "data.num_workers=0"]
     if device.startswith("cuda"):
@@ -98,7 +99,7 @@ def pack_results(out: Path, names: list[str], extra: list[Path]) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--job", default="device_job", help="folder made by pack_data.py (pack.npz, peers/)")
+    parser.add_argument("--job", default="device_job", help="folder made by pack_data.py (data/, peers/)")
     parser.add_argument("--out", default=os.environ.get("OUT", "device_out"))
     parser.add_argument("--budget", default="6m", help="wall-clock budget of every run (they run at once)")
     parser.add_argument("--students", nargs="*", default=list(STUDENTS), choices=list(STUDENTS))
@@ -109,15 +110,13 @@ def main() -> int:
     job, out = Path(args.job), Path(args.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "KDRESTORE_PEERS": str((job / "peers").resolve()),
-           "KDRESTORE_DATA": str((job / "data").resolve()),  # not read: every image comes from the pack
+           "KDRESTORE_DATA": str((job / "data").resolve()),  # the data subset pack_data.py copied
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     extra: list[Path] = []
     if args.throughput:
-        pack = str((job / "pack.npz").resolve())
         cmd = [sys.executable, str(ROOT / "benchmarks/train_throughput.py"), "--recipes",
                str(ROOT / STUDENTS["denoise-gray-fast"][0]), "--device", args.device, "--steps", "60",
-               "--json", str(out / "train_throughput.json"), "--set", f"data.train.pack={pack}",
-               "--set", f"train.batch_size={args.batch}", "--set", "data.num_workers=8",
+               "--json", str(out / "train_throughput.json"), "--set", f"train.batch_size={args.batch}", "--set", "data.num_workers=8",
                "--baseline-set", "distill.teacher_precision=fp32", "--baseline-set", "distill.teacher_channels_last=false"]
         if args.device.startswith("cuda"):
             cmd += ["--set", "train.amp=bf16", "--set", "train.channels_last=true"]

@@ -1,13 +1,21 @@
-"""Build the data pack and the peer-weight folder that the GPU training job (device_train.py) carries.
+"""Build the folder that the GPU training job (device_train.py) carries: a subset of the data root, original
+files in the same layout, and the teachers' published weights.
 
-    python benchmarks/pack_data.py --data ../shared/data --peers ../shared/peers --out device_job
+    python benchmarks/pack_data.py --data ../shared/data --peers ../shared/peers --out device_job \
+        [--rain100l-pairs 16] [--nyu-scenes 200] [--whole FOLDER ...] [--limit-mb 60]
 
-Writes ``OUT/pack.npz`` (the clean training images of the shipped recipes as uint8 arrays, see
-:mod:`kdrestore.data.pack`) and copies the teachers' published weights the recipes need into
-``OUT/peers/`` (same layout as the peers folder), then prints what each part costs in MB. Name OUT in
-``.git/info/exclude``: it is data, never committed. What the pack gives up to fit (at most 50 MB):
-BSDS500-train-color is packed at half size (its photos lose fine texture; the colour and rain
-students then train on smoother content than at full size).
+Writes ``OUT/data/<folder>/...`` (the files themselves: lossless WebP, JPEG and PNG as they are in the data
+root, so nothing is re-encoded) and ``OUT/peers/<file>``, then prints what each part costs in MB. On the
+device, ``KDRESTORE_DATA=OUT/data`` and the recipes read these folders as they read the data root here.
+Name OUT in ``.git/info/exclude``: it is data, never committed.
+
+What fits (a device call carries at most 64 MiB; the peers take 16 MB): BSD400-gray and BSDS500-train-color
+whole (18 MB; ``--whole`` with no folder leaves them out for a rain and haze job); of Rain100L-train and
+NYUv2-indoor, every held-out validation item (the last 20 pairs, the last 50 scenes: the recipes' ``holdout``
+then picks exactly the validation part they pick here) and only the first ``--rain100l-pairs`` (0.36 MB each)
+/ ``--nyu-scenes`` (0.05 MB each) training items. A run on the subset sees fewer training pairs and scenes
+than the same recipe here (the counts are printed); its validation is the same. For a rain and haze job:
+``--whole --rain100l-pairs 40 --nyu-scenes 350`` (58 MB).
 """
 from __future__ import annotations
 
@@ -16,13 +24,32 @@ import shutil
 import sys
 from pathlib import Path
 
-from kdrestore.data.pack import PackSource, build_pack
+from kdrestore.data import find_pairs, list_images
+from kdrestore.data.nyu import find_nyu_scenes
 
-SOURCES = [PackSource("train/BSD400-gray", mode="gray"),
-           PackSource("train/BSDS500-train-color", mode="rgb", scale=0.5)]
 PEER_FILES = ["DnCNN/DnCNN-S-15/net.pth", "DnCNN/DnCNN-S-25/net.pth", "DnCNN/DnCNN-S-50/net.pth",
-              "FFDNet/net_gray.pth", "FFDNet/net_rgb.pth", "PReNet/Rain100H/PReNet6/net_latest.pth"]
-LIMIT_MB = 50
+              "FFDNet/net_gray.pth", "FFDNet/net_rgb.pth", "PReNet/Rain100H/PReNet6/net_latest.pth",
+              "PReNet/Rain100L/PReNet6/net_latest.pth", "GCANet/wacv_gcanet_dehaze.pth"]
+WHOLE = ["train/BSD400-gray", "train/BSDS500-train-color"]
+RAIN100L, RAIN100L_HELD_OUT = "train/Rain100L-train", 20  # configs/_base/derain-rain100l.yaml
+NYU, NYU_HELD_OUT = "train/NYUv2-indoor", 50  # configs/_base/dehaze-nyu.yaml
+
+
+def first_and_last(items: list, first: int, last: int) -> list:
+    """The first ``first`` training items and the last ``last`` (held out), in order."""
+    if first < 0 or first + last > len(items):
+        raise SystemExit(f"cannot take {first} training items beside the {last} held out of {len(items)}")
+    return items[:first] + items[len(items) - last:]
+
+
+def files_to_copy(data: Path, whole: list[str], rain_pairs: int, nyu_scenes: int) -> dict[str, list[Path]]:
+    """Each folder of the subset and the files it takes (paths under ``data``)."""
+    chosen = {folder: list_images(data / folder) for folder in whole}
+    pairs = first_and_last(find_pairs(data / RAIN100L), rain_pairs, RAIN100L_HELD_OUT)
+    chosen[RAIN100L] = [p for pair in pairs for p in pair]
+    scenes = first_and_last(find_nyu_scenes(data / NYU).scenes, nyu_scenes, NYU_HELD_OUT)
+    chosen[NYU] = [p for s in scenes for p in (s.rgb, s.depth)]
+    return chosen
 
 
 def main() -> int:
@@ -30,21 +57,33 @@ def main() -> int:
     parser.add_argument("--data", required=True, help="the data root (holds train/...)")
     parser.add_argument("--peers", required=True, help="the peers folder")
     parser.add_argument("--out", default="device_job")
+    parser.add_argument("--whole", nargs="*", default=WHOLE, help=f"folders copied whole (default {WHOLE})")
+    parser.add_argument("--rain100l-pairs", type=int, default=16, help="Rain100L training pairs (of 180)")
+    parser.add_argument("--nyu-scenes", type=int, default=200, help="NYU training scenes (of 1,349)")
+    parser.add_argument("--limit-mb", type=float, default=60.0, help="refuse a job folder larger than this")
     args = parser.parse_args()
-    out = Path(args.out)
-    manifest = build_pack(args.data, SOURCES, out / "pack.npz")
-    pack_mb = (out / "pack.npz").stat().st_size / 1e6
-    for key, entry in manifest["sources"].items():
-        print(f"{key:34} {entry['count']:>5} images  mode {entry['mode']:4} scale {entry['scale']}")
-    peers_mb = 0.0
+    data, out = Path(args.data), Path(args.out)
+    if (out / "data").exists():
+        shutil.rmtree(out / "data")  # a subset of another size leaves no stray files behind
+    total = 0.0
+    for folder, files in files_to_copy(data, args.whole, args.rain100l_pairs, args.nyu_scenes).items():
+        mb = 0.0
+        for src in files:
+            dst = out / "data" / src.relative_to(data)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+            mb += dst.stat().st_size / 1e6
+        print(f"{folder:30} {len(files):>5} files  {mb:6.1f} MB")
+        total += mb
     for rel in PEER_FILES:
         src, dst = Path(args.peers) / rel, out / "peers" / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
-        peers_mb += dst.stat().st_size / 1e6
-    print(f"pack {pack_mb:.1f} MB (limit {LIMIT_MB}), peers {peers_mb:.1f} MB, together {pack_mb + peers_mb:.1f} MB")
-    if pack_mb > LIMIT_MB:
-        print(f"the pack is over {LIMIT_MB} MB: pack fewer or smaller images", file=sys.stderr)
+        total += dst.stat().st_size / 1e6
+    print(f"data and peers {total:.1f} MB (limit {args.limit_mb:g}); Rain100L {args.rain100l_pairs} of 180 training "
+          f"pairs, NYU {args.nyu_scenes} of 1,349 training scenes (validation parts whole)")
+    if total > args.limit_mb:
+        print(f"over {args.limit_mb:g} MB: take fewer Rain100L pairs or NYU scenes", file=sys.stderr)
         return 1
     return 0
 

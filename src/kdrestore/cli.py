@@ -121,7 +121,8 @@ def bench_options() -> argparse.ArgumentParser:
     p.add_argument("--device", help="train.device of every row (default auto: cuda when available)")
     p.add_argument("--methods", nargs="*", help="rows (default: all of the bench's rows for the task)")
     p.add_argument("--test-limit", type=int, help="score on the first N test images only")
-    p.add_argument("--workdir", help="where rows train (temporary folders; default the system's)")
+    p.add_argument("--workdir", help="where rows train (temporary folders under it; made when missing; "
+                                     "default the system's)")
     p.add_argument("--json", help="write the results record (command, budget, seeds, device, rows) here, e.g. "
                                   "benchmarks/results/<bench>.json")
     p.add_argument("--allow-leaks", action="store_true", help=ALLOW_LEAKS + " (beside --json)")

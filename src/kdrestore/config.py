@@ -31,6 +31,9 @@ class ModelConfig:
     init_from: str | None = None
 
 
+BATCHED_KINDS = ("synth", "nyu-haze", "paired")  # training data kinds with a batched pipeline (data/batched.py)
+
+
 @dataclass
 class DatasetConfig:
     """One data source. ``kind``: synth (clean folder + on-the-fly degradation), paired, builtin, tasks
@@ -51,10 +54,9 @@ class DatasetConfig:
     # data.train uses all but them, data.val only them (set the same number in both sections)
     holdout: int | None = None
     repeat: int = 1  # a small set seen several times per epoch
-    # synth training data only: "batched" crops, flips and degrades whole batches on the training device
-    # (kdrestore.data.batched); "per-sample" is the DataLoader path (any kind)
+    # synth, nyu-haze and paired training data: "batched" crops, flips (and degrades) whole batches on the
+    # training device (kdrestore.data.batched); "per-sample" is the DataLoader path (any kind)
     pipeline: Literal["per-sample", "batched"] = "per-sample"
-    pack: str | None = None  # read the folder's images from this data pack (kdrestore.data.pack)
     tasks: dict[str, Any] | None = None  # kind tasks: kdrestore.data.episodes.TaskOptions
     sources: list[DatasetConfig] = field(default_factory=list)  # kind mixed: the data sets mixed
     weights: list[float] | None = None  # kind mixed: sampling weight per source (default equal); limit: epoch length
@@ -224,21 +226,16 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
     for section, ds in (("data.train", cfg.data.train), ("data.val", cfg.data.val)):
         if ds is not None and ds.path is not None:
             ds.path = expand_env(ds.path, f"{source}: {section}.path")
-        if ds is not None and ds.pack is not None:
-            ds.pack = expand_env(ds.pack, f"{source}: {section}.pack")
         for i, src in enumerate(ds.sources if ds is not None else []):  # kind mixed
             if src.path is not None:
                 src.path = expand_env(src.path, f"{source}: {section}.sources[{i}].path")
     _check_holdout(cfg, source)
     if cfg.train.time_budget is not None:
         parse_duration(cfg.train.time_budget, f"{source}: train.time_budget")
-    for section, ds in (("data.train", cfg.data.train), ("data.val", cfg.data.val)):
-        if ds is not None and ds.pack is not None and ds.kind != "synth":
-            raise ConfigError(f"{source}: {section}.pack holds clean images for kind 'synth'; kind '{ds.kind}' "
-                              "reads its folder")
-    if cfg.data.train.pipeline == "batched" and cfg.data.train.kind != "synth":
-        raise ConfigError(f"{source}: data.train.pipeline 'batched' needs kind 'synth' (clean images degraded "
-                          f"on the fly), got kind '{cfg.data.train.kind}'")
+    if cfg.data.train.pipeline == "batched" and cfg.data.train.kind not in BATCHED_KINDS:
+        kinds = " or ".join(map(repr, BATCHED_KINDS))
+        raise ConfigError(f"{source}: data.train.pipeline 'batched' needs kind {kinds} (images held on the training "
+                          f"device), got kind '{cfg.data.train.kind}'")
     return cfg
 
 

@@ -1,4 +1,4 @@
-"""Batched pipeline in the trainer, time budgets, warm starts (--init-from) and data packs."""
+"""Batched pipeline in the trainer, time budgets and warm starts (--init-from)."""
 from __future__ import annotations
 
 import csv
@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 
 from kdrestore.config import ConfigError, load_config
-from kdrestore.data.pack import PackSource, build_pack
 from kdrestore.engine import Trainer
 from kdrestore.engine.init_from import init_model
 from kdrestore.distill.method import Supervised
@@ -53,9 +52,9 @@ def test_batched_run_resumes_exactly(clean_folder: Path, tmp_path: Path) -> None
     assert "samples_per_s" in header and "data_wait_share" in header
 
 
-def test_batched_pipeline_needs_synthetic_data(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="pipeline 'batched' needs kind 'synth'"):
-        load_config(data={"data": {"train": {"kind": "paired", "path": str(tmp_path), "pipeline": "batched"}}})
+def test_batched_pipeline_needs_data_it_can_hold_on_the_device(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="pipeline 'batched' needs kind 'synth' or 'nyu-haze' or 'paired'"):
+        load_config(data={"data": {"train": {"kind": "tasks", "path": str(tmp_path), "pipeline": "batched"}}})
 
 
 def test_time_budget_ends_a_run_validated_and_saved(clean_folder: Path, tmp_path: Path) -> None:
@@ -129,18 +128,3 @@ def test_init_from_grows_the_shipped_repdn_into_a_deeper_one(tmp_path: Path) -> 
     x = torch.rand(1, 1, 48, 40)
     with torch.no_grad():
         assert torch.allclose(deeper.eval()(x), shipped.eval()(x), atol=1e-5)
-
-
-def test_pack_feeds_both_pipelines_and_refuses_other_data(clean_folder: Path, tmp_path: Path) -> None:
-    pack = tmp_path / "pack.npz"
-    manifest = build_pack(tmp_path / "data", [PackSource("train/clean", mode="gray")], pack)
-    assert manifest["sources"]["train/clean"]["count"] == 6
-    data = recipe(clean_folder)
-    for section in ("train", "val"):
-        data["data"][section]["pack"] = str(pack)
-        data["data"][section]["path"] = "/elsewhere/train/clean"  # the folder need not exist: the pack has it
-    final = Trainer(load_config(data=data), tmp_path / "run", progress=False).fit()
-    assert final["val_images"] == 2
-    data["data"]["train"]["path"] = data["data"]["val"]["path"] = "/elsewhere/train/other"
-    with pytest.raises(KdrestoreError, match=r"data.train.pack: .* was built from \['train/clean'\], not from 'train/other'"):
-        Trainer(load_config(data=data), tmp_path / "run2", progress=False)

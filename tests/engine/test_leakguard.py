@@ -134,12 +134,9 @@ def test_a_clean_check_still_names_unreadable_images(tmp_path, capsys):
     assert record["compared"]["against"][0]["unreadable"][0]["file"].endswith("zz-broken.png")
 
 
-def test_a_pack_without_its_folder_is_named_and_a_missing_data_root_refused(tmp_path):
+def test_a_missing_data_root_is_refused(tmp_path):
     f = folder(tmp_path / "f", [1, 2, 3])
-    cfg = load_config(data=recipe({"path": str(tmp_path / "elsewhere"), "pack": str(tmp_path / "p.npz")},
-                                  {"path": str(f), "holdout": 1}))
-    check = recipe_leak_check(cfg)
-    assert any("data.train: read from the data pack" in n and "not compared" in n for n in check.notes)
+    cfg = load_config(data=recipe({"path": str(f), "holdout": 1}, {"path": str(f), "holdout": 1}))
     with pytest.raises(KdrestoreError, match="no-such-root: no such folder"):
         recipe_leak_check(cfg, root=tmp_path / "no-such-root")
 

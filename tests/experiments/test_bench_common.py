@@ -27,6 +27,14 @@ def test_budget_options_give_steps_and_refuse_what_cannot_train():
         BenchOptions(time_budget="1m").fixed_steps("spdd")
 
 
+def test_workdir_is_made_when_missing_and_a_file_is_refused(tmp_path):
+    BenchOptions(workdir=str(tmp_path / "a" / "b"))
+    assert (tmp_path / "a" / "b").is_dir()
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(KdrestoreError, match="--workdir .*f is a file"):
+        BenchOptions(workdir=str(tmp_path / "f"))
+
+
 def test_apply_budget_sets_steps_or_the_clock_and_the_batched_pipeline():
     train = {"kind": "synth", "path": "x", "degradation": "awgn", "mode": "gray"}
     recipe = apply_budget(bench_recipe("r", "denoise", {"name": "dncnn"}, train, __import__("pathlib").Path("/d"),

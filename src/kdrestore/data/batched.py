@@ -1,13 +1,20 @@
-"""The batched, device-resident synthetic pipeline: clean images held once as uint8 on the training
-device; random crops, the 8 flips/rotations and the degradation made for a whole batch in torch.
+"""The batched, device-resident pipeline: training images held once as uint8 on the training device;
+random crops, the 8 flips/rotations (and the degradation) made for a whole batch in torch.
 
-This is the fast path for ``kind: synth`` training data (``pipeline: batched`` in a recipe). It draws
-from the same distributions as :class:`~.synth.SynthDataset` (crop windows uniform over each image,
-reflect-padded when an image is smaller than the crop; one of 8 dihedral transforms; the degradation's
-parameters as :mod:`kdrestore.degrade.batched` documents), with two differences a user may notice:
-images are drawn uniformly with replacement instead of in epoch permutations, and every batch is a
-function of ``(seed, step, micro-batch, process)`` only, so a resumed run continues with exactly the
-batches it would have seen. The same code runs on CPU and CUDA.
+This is the fast path for training data (``pipeline: batched`` in a recipe), in three forms:
+
+* :class:`BatchedSynth` (``kind: synth``): clean images degraded on the fly. It draws from the same
+  distributions as :class:`~.synth.SynthDataset` (crop windows uniform over each image, reflect-padded
+  when an image is smaller than the crop; one of 8 dihedral transforms; the degradation's parameters as
+  :mod:`kdrestore.degrade.batched` documents);
+* the same with the bank's depth maps (``kind: nyu-haze``): RESIDE-ITS haze from measured depth, as
+  :class:`~.nyu.NYUHazeDataset` (depth rounded to 8 bits in file units, then scaled per image);
+* :class:`BatchedPairs` (``kind: paired``): degraded/clean pairs held side by side in one bank, the same
+  window and transform on both, as :class:`~.paired.PairedDataset`.
+
+Two differences a user may notice: images are drawn uniformly with replacement instead of in epoch
+permutations, and every batch is a function of ``(seed, step, micro-batch, process)`` only, so a resumed
+run continues with exactly the batches it would have seen. The same code runs on CPU and CUDA.
 """
 from __future__ import annotations
 
@@ -105,19 +112,16 @@ def dihedral_batch(x: Tensor, k: Tensor) -> Tensor:
     return out.contiguous()  # torch.where keeps rot90's transposed strides, which slow convolutions down
 
 
-class BatchedSynth:
-    """Whole synthetic training batches from an :class:`ImageBank` (module doc)."""
+class _BankCrops:
+    """Random crop windows of an :class:`ImageBank`, gathered and transformed for a whole batch."""
 
-    def __init__(self, bank: ImageBank, degradation: str, params: Mapping[str, Any] | None = None, *,
-                 crop: int = 64, augment: bool = True) -> None:
+    def __init__(self, bank: ImageBank, crop: int, augment: bool) -> None:
         if crop < 1:
             raise ValueError(f"crop must be >= 1, got {crop}")
         if int(bank.sizes.min()) < crop:
             raise ValueError(f"an image of the bank is smaller than the crop {crop}: build it with min_size=crop")
-        self.bank, self.degradation, self.params = bank, degradation, dict(params or {})
-        self.crop, self.augment = crop, augment
-        r = torch.arange(crop, device=bank.images.device)
-        self._r = r
+        self.bank, self.crop, self.augment = bank, crop, augment
+        self._r = torch.arange(crop, device=bank.images.device)
 
     @property
     def device(self) -> torch.device:
@@ -138,22 +142,63 @@ class BatchedSynth:
         ch = torch.arange(stack.shape[1], device=self.device)[None, :, None, None]
         return stack[idx[:, None, None, None], ch, rows, cols]
 
-    def batch(self, n: int, g: torch.Generator) -> dict[str, Any]:
-        """``{'input', 'target', 'sigma', 'degradation', 'params'}`` for ``n`` fresh samples."""
+    def crops(self, n: int, g: torch.Generator) -> tuple[Tensor, Tensor | None]:
+        """``n`` crops of the bank's images in [0, 1] (and of its depth, when it has one), each under one
+        of the 8 flips/rotations when augmenting."""
         idx, top, left = self.windows(n, g)
-        clean = self._gather(self.bank.images, idx, top, left).float() / 255.0
+        images = self._gather(self.bank.images, idx, top, left).float() / 255.0
         depth = self._gather(self.bank.depth, idx, top, left).float() if self.bank.depth is not None else None
         if self.augment:
             k = torch.randint(0, 8, (n,), generator=g, device=self.device)
-            clean = dihedral_batch(clean, k)
+            images = dihedral_batch(images, k)
             depth = dihedral_batch(depth, k) if depth is not None else None
-        degraded, params = degrade_batch(self.degradation, clean, g, self.params, depth)
-        sigma = params.get("sigma", torch.full((n,), float("nan"), device=self.device))
-        return {"input": degraded.contiguous(), "target": clean, "sigma": sigma,
-                "degradation": [self.degradation] * n, "params": params}
+        return images, depth
 
     def example(self) -> dict[str, Any]:
         """One sample (``C x H x W``), as a data set's ``[0]``, for a method's set-up."""
         b = self.batch(1, step_generator(self.device, 0, -1))
         return {"input": b["input"][0], "target": b["target"][0], "sigma": b["sigma"][0]}
+
+    def batch(self, n: int, g: torch.Generator) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class BatchedSynth(_BankCrops):
+    """Whole synthetic training batches from an :class:`ImageBank` (module doc); the bank's depth maps,
+    when it has them, replace the synthetic depth prior of haze."""
+
+    def __init__(self, bank: ImageBank, degradation: str, params: Mapping[str, Any] | None = None, *,
+                 crop: int = 64, augment: bool = True) -> None:
+        super().__init__(bank, crop, augment)
+        self.degradation, self.params = degradation, dict(params or {})
+
+    def batch(self, n: int, g: torch.Generator) -> dict[str, Any]:
+        """``{'input', 'target', 'sigma', 'degradation', 'params'}`` for ``n`` fresh samples."""
+        clean, depth = self.crops(n, g)
+        degraded, params = degrade_batch(self.degradation, clean, g, self.params, depth)
+        sigma = params.get("sigma", torch.full((n,), float("nan"), device=self.device))
+        return {"input": degraded.contiguous(), "target": clean, "sigma": sigma,
+                "degradation": [self.degradation] * n, "params": params}
+
+
+class BatchedPairs(_BankCrops):
+    """Whole batches of degraded/clean pairs: the bank holds each pair as one image of ``2 C`` channels
+    (degraded first), so one window and one transform serve both (:func:`pair_bank`)."""
+
+    def batch(self, n: int, g: torch.Generator) -> dict[str, Any]:
+        """``{'input', 'target', 'sigma' (NaN: unknown), 'degradation' (''), 'params'}`` for ``n`` samples."""
+        both, _ = self.crops(n, g)
+        c = both.shape[1] // 2
+        return {"input": both[:, :c].contiguous(), "target": both[:, c:].contiguous(),
+                "sigma": torch.full((n,), float("nan"), device=self.device), "degradation": [""] * n, "params": {}}
+
+
+def pair_bank(pairs: Sequence[tuple[np.ndarray, np.ndarray]], names: Sequence[str], *, min_size: int = 1,
+              device: torch.device | str = "cpu") -> ImageBank:
+    """An :class:`ImageBank` of ``(degraded, clean)`` pairs of equal size, each stacked on channels."""
+    for (x, y), name in zip(pairs, names):
+        if np.shape(x) != np.shape(y):
+            raise ValueError(f"pair {name}: degraded {np.shape(x)} and clean {np.shape(y)} differ in size")
+    return ImageBank.from_arrays([np.concatenate([_as_uint8(x), _as_uint8(y)], axis=2) for x, y in pairs], names,
+                                 min_size=min_size, device=device)
 

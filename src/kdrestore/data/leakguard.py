@@ -87,9 +87,6 @@ def section_sets(ds: DatasetConfig, *, part: Part, where: str, root: Path | None
         return [], [f"{where}: latent (data-free: no images): nothing to compare"]
     if ds.path is None:
         return [], [f"{where}: no path: not compared"]
-    if ds.pack is not None and not Path(ds.path).is_dir():  # a device machine: the images come from the pack
-        return [], [f"{where}: read from the data pack {ds.pack} ({ds.path} is not here): not compared; "
-                    "check the folders where the pack was built"]
     limit = ds.limit if ds.kind in ("synth", "paired", "tasks") else None
     rule = ds.rule if ds.kind == "paired" else "auto"
     try:

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import math
 import zlib
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
-from ..config import DatasetConfig
+from ..config import BATCHED_KINDS, DatasetConfig
 from ..data import PairedDataset, SynthDataset, builtin_dataset, find_pairs, list_images, read_image
-from ..data.batched import BatchedSynth, ImageBank
-from ..data.pack import read_pack_source
+from ..data.batched import BatchedPairs, BatchedSynth, ImageBank, pair_bank
 from ..data.holdout import holdout_split
 from ..errors import KdrestoreError
 
@@ -58,8 +58,9 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
                               augment=augment, limit=cfg.limit, seed=seed, where=section)
     elif cfg.kind == "synth":
         name, defaults = (cfg.degradation, {}) if cfg.degradation else TASK_DEGRADATIONS[cfg.task or task]
-        ds = SynthDataset(holdout_split(clean_sources(cfg, section), cfg.holdout, part, section), name, {**defaults, **cfg.params}, mode=cfg.mode or "rgb", crop=cfg.crop,
-                          augment=augment, limit=cfg.limit, seed=seed, fixed=not train, context=cfg.context)
+        ds = SynthDataset(holdout_split(clean_sources(cfg, section), cfg.holdout, part, section), name,
+                          {**defaults, **cfg.params}, mode=cfg.mode or "rgb", crop=cfg.crop, augment=augment,
+                          limit=cfg.limit, seed=seed, fixed=not train, context=cfg.context)
     elif cfg.kind == "tasks":  # TRNR: N-frequency-K-shot tasks over clustered patches (data/episodes.py)
         from ..data.episodes import TaskDataset
 
@@ -78,35 +79,66 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
     return Repeated(ds, cfg.repeat) if cfg.repeat > 1 else ds
 
 
-def clean_sources(cfg: DatasetConfig, section: str) -> list[Any]:
-    """The clean images of a ``synth`` section: its folder's files, or ``(name, array)`` pairs from its pack."""
+def clean_sources(cfg: DatasetConfig, section: str) -> list[Path]:
+    """The clean image files of a ``synth`` section's folder."""
     assert cfg.path is not None
-    if cfg.pack is not None:
-        names, arrays = read_pack_source(cfg.pack, cfg.path, cfg.mode or "rgb", section)
-        return [(n, a.astype("float32") / 255.0) for n, a in zip(names, arrays)]
     paths = list_images(cfg.path)
     if not paths:
         raise KdrestoreError(f"{section}.path: no images found in {cfg.path}")
     return paths
 
 
-def build_batched(cfg: DatasetConfig, task: str, device: torch.device) -> BatchedSynth:
-    """The batched device-resident pipeline of a ``synth`` training section (``pipeline: batched``)."""
+def build_batched(cfg: DatasetConfig, task: str, device: torch.device) -> BatchedSynth | BatchedPairs:
+    """The batched device-resident pipeline of a training section (``pipeline: batched``): ``synth`` clean
+    images, ``nyu-haze`` scenes with their depth, or ``paired`` images, held once on ``device``."""
     section = "data.train"
-    if cfg.kind != "synth" or cfg.path is None or cfg.crop is None:
-        raise KdrestoreError(f"{section}.pipeline 'batched' needs kind 'synth' with a path and a crop")
+    if cfg.kind not in BATCHED_KINDS or cfg.path is None or cfg.crop is None:
+        kinds = " or ".join(map(repr, BATCHED_KINDS))
+        raise KdrestoreError(f"{section}.pipeline 'batched' needs kind {kinds} with a path and a crop, got kind "
+                             f"'{cfg.kind}'")
     if cfg.context is not None:
-        raise KdrestoreError(f"{section}.context: the batched pipeline degrades crops, not whole images; "
+        raise KdrestoreError(f"{section}.context: the batched pipeline works on crops, not whole images; "
                              "use pipeline: per-sample with a whole-image context")
-    sources = holdout_split(clean_sources(cfg, section), cfg.holdout, "train", section)
-    sources = sources[:cfg.limit] if cfg.limit is not None else sources
-    items = [s if isinstance(s, tuple) else (s.stem, read_image(s, cfg.mode or "rgb")) for s in sources]
-    name, defaults = (cfg.degradation, {}) if cfg.degradation else TASK_DEGRADATIONS[cfg.task or task]
-    bank = ImageBank.from_arrays([a for _, a in items], [n for n, _ in items], min_size=cfg.crop, device=device)
     try:
+        if cfg.kind == "paired":
+            return _batched_pairs(cfg, section, device)
+        if cfg.kind == "nyu-haze":
+            return _batched_nyu(cfg, section, device)
+        sources = holdout_split(clean_sources(cfg, section), cfg.holdout, "train", section)
+        sources = sources[:cfg.limit] if cfg.limit is not None else sources
+        items = [(s.stem, read_image(s, cfg.mode or "rgb")) for s in sources]
+        name, defaults = (cfg.degradation, {}) if cfg.degradation else TASK_DEGRADATIONS[cfg.task or task]
+        bank = ImageBank.from_arrays([a for _, a in items], [n for n, _ in items], min_size=cfg.crop, device=device)
         return BatchedSynth(bank, name, {**defaults, **cfg.params}, crop=cfg.crop, augment=cfg.augment)
     except ValueError as exc:
         raise KdrestoreError(f"{section}: {exc}") from exc
+
+
+def _batched_pairs(cfg: DatasetConfig, section: str, device: torch.device) -> BatchedPairs:
+    assert cfg.path is not None and cfg.crop is not None
+    pairs = holdout_split(find_pairs(cfg.path, rule=cfg.rule), cfg.holdout, "train", section)
+    reader = PairedDataset(pairs, mode=cfg.mode or "rgb", limit=cfg.limit)  # its border rule for sizes
+    loaded = [reader.load(i) for i in range(len(reader))]
+    bank = pair_bank(loaded, [reader.name(i) for i in range(len(reader))], min_size=cfg.crop, device=device)
+    return BatchedPairs(bank, crop=cfg.crop, augment=cfg.augment)
+
+
+def _batched_nyu(cfg: DatasetConfig, section: str, device: torch.device) -> BatchedSynth:
+    from ..data.nyu import nyu_haze_dataset, scaled_depth
+
+    assert cfg.path is not None and cfg.crop is not None
+    scenes = nyu_haze_dataset(cfg.path, cfg.params, holdout=cfg.holdout, train=True, crop=cfg.crop,
+                              augment=cfg.augment, limit=cfg.limit, seed=0, where=section)
+    scenes.cache = False  # each scene is read once, into the bank
+    images, depths = [], []
+    for i in range(len(scenes)):
+        rgb, depth = scenes.scene(i)  # depth in file units, rounded to 8 bits as the per-sample path
+        images.append(rgb)
+        depths.append(scaled_depth(depth, scenes.depth_units, scenes.depth_scale))
+    bank = ImageBank.from_arrays(images, [s.name for s in scenes.scenes], depths=depths, min_size=cfg.crop,
+                                 device=device)
+    return BatchedSynth(bank, "haze", {"beta": scenes.beta, "airlight": scenes.airlight}, crop=cfg.crop,
+                        augment=cfg.augment)
 
 
 class Repeated(Dataset):

@@ -24,6 +24,7 @@ import statistics
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 from ..config import parse_duration
@@ -74,6 +75,10 @@ class BenchOptions:
             raise KdrestoreError(f"--time-budget {self.time_budget} is too short for one row: at least "
                                  f"{MIN_TIME_S:g}s (set-up, training and the final checkpoint; the trainer then "
                                  f"refuses budgets that cannot hold them with the minimum it measured)")
+        if self.workdir is not None:  # rows train in temporary folders under it: made here, not after a row
+            if Path(self.workdir).exists() and not Path(self.workdir).is_dir():
+                raise KdrestoreError(f"--workdir {self.workdir} is a file; give a folder (made when missing)")
+            Path(self.workdir).mkdir(parents=True, exist_ok=True)
 
     def steps_for(self, crops_per_step: int | None = None) -> int:
         """Optimiser steps of a row taking ``crops_per_step`` crops per step (default ``batch``)."""
