@@ -162,9 +162,11 @@ CLAIMS = [
 
 def load_records(folder: Path) -> dict[str, dict[str, Any]]:
     """bench name -> its record; several files of one bench are merged (a table in two files: the newest
-    file's rows), keeping every file's budget so that a verdict needs all of them at the real budget."""
+    file's rows), keeping every file's budget so that a verdict needs all of them at the real budget. The
+    leak-check records a bench writes beside its record (``<record>.leak_check.json``) are not results."""
     records: dict[str, dict[str, Any]] = {}
-    for path in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime):
+    paths = [p for p in folder.glob("*.json") if not p.name.endswith(".leak_check.json")]  # a bench's leak record
+    for path in sorted(paths, key=lambda p: p.stat().st_mtime):
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or "bench" not in data or "rows" not in data:
             raise SystemExit(f"{path}: not a results record of `kdrestore bench --json` (needs bench, rows)")

@@ -71,6 +71,8 @@ def test_readme_block_is_replaced_and_bad_records_are_named(verdicts, tmp_path):
     text = readme.read_text()
     assert "old" not in text and text.startswith("intro") and text.endswith("rest\n")
     assert text.count("waits for a GPU run") == len(verdicts.CLAIMS)
+    (tmp_path / "trnr.json.leak_check.json").write_text('{"result": "clean"}')  # beside a record: not one
+    assert verdicts.load_records(tmp_path) == {}
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(SystemExit, match="bad.json: not a results record"):
         verdicts.load_records(tmp_path)
