@@ -67,6 +67,20 @@ def train_command(name: str, job: Path, out: Path, budget: str, batch: int, devi
     return cmd
 
 
+def missing_folders(names: list[str], job: Path) -> list[str]:
+    """``student: section.path`` for every data folder a student's recipe reads that the job does not hold."""
+    from kdrestore.config import load_config
+
+    os.environ["KDRESTORE_DATA"] = str((job / "data").resolve())
+    missing = []
+    for name in names:
+        cfg = load_config(ROOT / STUDENTS[name][0])
+        for section, ds in (("data.train", cfg.data.train), ("data.val", cfg.data.val)):
+            if ds is not None and ds.path is not None and not Path(ds.path).is_dir():
+                missing.append(f"{name}: {section}.path {ds.path}")
+    return missing
+
+
 def best_weights(run: Path) -> Path | None:
     """The run's best checkpoint by validation (else its latest), EMA weights when kept."""
     ckpt, _ = RunCheckpoints(run).best_or_latest()
@@ -108,6 +122,11 @@ def main() -> int:
     parser.add_argument("--throughput", action="store_true")
     args = parser.parse_args()
     job, out = Path(args.job), Path(args.out)
+    missing = missing_folders(args.students + (["denoise-gray-fast"] if args.throughput else []), job)
+    if missing:  # found here, before any device time is spent on runs that cannot read their data
+        print("the job does not hold these folders (pack_data.py --whole ...):\n  " + "\n  ".join(missing),
+              file=sys.stderr)
+        return 2
     (out / "runs").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "KDRESTORE_PEERS": str((job / "peers").resolve()),
            "KDRESTORE_DATA": str((job / "data").resolve()),  # the data subset pack_data.py copied
@@ -116,7 +135,8 @@ def main() -> int:
     if args.throughput:
         cmd = [sys.executable, str(ROOT / "benchmarks/train_throughput.py"), "--recipes",
                str(ROOT / STUDENTS["denoise-gray-fast"][0]), "--device", args.device, "--steps", "60",
-               "--json", str(out / "train_throughput.json"), "--set", f"train.batch_size={args.batch}", "--set", "data.num_workers=8",
+               "--json", str(out / "train_throughput.json"), "--set", f"train.batch_size={args.batch}",
+               "--set", "data.num_workers=8",
                "--baseline-set", "distill.teacher_precision=fp32", "--baseline-set", "distill.teacher_channels_last=false"]
         if args.device.startswith("cuda"):
             cmd += ["--set", "train.amp=bf16", "--set", "train.channels_last=true"]

@@ -20,34 +20,59 @@ than the same recipe here (the counts are printed); its validation is the same. 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Sequence, TypeVar
 
+from kdrestore.config import load_config
 from kdrestore.data import find_pairs, list_images
 from kdrestore.data.nyu import find_nyu_scenes
 
+ROOT = Path(__file__).resolve().parents[1]
 PEER_FILES = ["DnCNN/DnCNN-S-15/net.pth", "DnCNN/DnCNN-S-25/net.pth", "DnCNN/DnCNN-S-50/net.pth",
               "FFDNet/net_gray.pth", "FFDNet/net_rgb.pth", "PReNet/Rain100H/PReNet6/net_latest.pth",
               "PReNet/Rain100L/PReNet6/net_latest.pth", "GCANet/wacv_gcanet_dehaze.pth"]
 WHOLE = ["train/BSD400-gray", "train/BSDS500-train-color"]
-RAIN100L, RAIN100L_HELD_OUT = "train/Rain100L-train", 20  # configs/_base/derain-rain100l.yaml
-NYU, NYU_HELD_OUT = "train/NYUv2-indoor", 50  # configs/_base/dehaze-nyu.yaml
+RAIN100L, NYU = "train/Rain100L-train", "train/NYUv2-indoor"
+# the recipes whose held-out part the subset keeps whole (their data.val.holdout, read, never copied)
+HOLDOUT_FROM = {RAIN100L: "configs/derain/nafnet-tiny-rain100l.yaml", NYU: "configs/dehaze/nafnet-tiny-nyu.yaml"}
+T = TypeVar("T")
 
 
-def first_and_last(items: list, first: int, last: int) -> list:
+def held_out(folder: str, data: Path) -> int:
+    """How many last items of ``folder`` its recipe validates on (``data.val.holdout``)."""
+    before = os.environ.get("KDRESTORE_DATA")
+    os.environ["KDRESTORE_DATA"] = str(data)
+    try:
+        val = load_config(ROOT / HOLDOUT_FROM[folder]).data.val
+    finally:
+        if before is None:
+            os.environ.pop("KDRESTORE_DATA")
+        else:
+            os.environ["KDRESTORE_DATA"] = before
+    if val is None or val.holdout is None or Path(val.path or "").name != Path(folder).name:
+        raise SystemExit(f"{HOLDOUT_FROM[folder]}: data.val no longer holds out part of {folder}")
+    return val.holdout
+
+
+def first_and_last(items: Sequence[T], first: int, last: int, what: str) -> list[T]:
     """The first ``first`` training items and the last ``last`` (held out), in order."""
-    if first < 0 or first + last > len(items):
-        raise SystemExit(f"cannot take {first} training items beside the {last} held out of {len(items)}")
-    return items[:first] + items[len(items) - last:]
+    if first < 1 or first + last > len(items):
+        raise SystemExit(f"{what}: {first} training items beside the {last} held out: give 1 to "
+                         f"{len(items) - last} ({len(items)} in the folder)")
+    return [*items[:first], *items[len(items) - last:]]
 
 
 def files_to_copy(data: Path, whole: list[str], rain_pairs: int, nyu_scenes: int) -> dict[str, list[Path]]:
     """Each folder of the subset and the files it takes (paths under ``data``)."""
     chosen = {folder: list_images(data / folder) for folder in whole}
-    pairs = first_and_last(find_pairs(data / RAIN100L), rain_pairs, RAIN100L_HELD_OUT)
+    pairs = first_and_last(find_pairs(data / RAIN100L), rain_pairs, held_out(RAIN100L, data),
+                           f"{RAIN100L} (--rain100l-pairs)")
     chosen[RAIN100L] = [p for pair in pairs for p in pair]
-    scenes = first_and_last(find_nyu_scenes(data / NYU).scenes, nyu_scenes, NYU_HELD_OUT)
+    scenes = first_and_last(find_nyu_scenes(data / NYU).scenes, nyu_scenes, held_out(NYU, data),
+                            f"{NYU} (--nyu-scenes)")
     chosen[NYU] = [p for s in scenes for p in (s.rgb, s.depth)]
     return chosen
 
@@ -58,13 +83,14 @@ def main() -> int:
     parser.add_argument("--peers", required=True, help="the peers folder")
     parser.add_argument("--out", default="device_job")
     parser.add_argument("--whole", nargs="*", default=WHOLE, help=f"folders copied whole (default {WHOLE})")
-    parser.add_argument("--rain100l-pairs", type=int, default=16, help="Rain100L training pairs (of 180)")
-    parser.add_argument("--nyu-scenes", type=int, default=200, help="NYU training scenes (of 1,349)")
+    parser.add_argument("--rain100l-pairs", type=int, default=16, help="Rain100L training pairs (the first ones)")
+    parser.add_argument("--nyu-scenes", type=int, default=200, help="NYU training scenes (the first ones)")
     parser.add_argument("--limit-mb", type=float, default=60.0, help="refuse a job folder larger than this")
     args = parser.parse_args()
     data, out = Path(args.data), Path(args.out)
-    if (out / "data").exists():
-        shutil.rmtree(out / "data")  # a subset of another size leaves no stray files behind
+    for part in ("data", "peers"):
+        if (out / part).exists():
+            shutil.rmtree(out / part)  # a subset of another size leaves no stray files behind
     total = 0.0
     for folder, files in files_to_copy(data, args.whole, args.rain100l_pairs, args.nyu_scenes).items():
         mb = 0.0
@@ -80,8 +106,8 @@ def main() -> int:
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
         total += dst.stat().st_size / 1e6
-    print(f"data and peers {total:.1f} MB (limit {args.limit_mb:g}); Rain100L {args.rain100l_pairs} of 180 training "
-          f"pairs, NYU {args.nyu_scenes} of 1,349 training scenes (validation parts whole)")
+    print(f"data and peers {total:.1f} MB (limit {args.limit_mb:g}); the first {args.rain100l_pairs} Rain100L training "
+          f"pairs and {args.nyu_scenes} NYU training scenes, validation parts whole")
     if total > args.limit_mb:
         print(f"over {args.limit_mb:g} MB: take fewer Rain100L pairs or NYU scenes", file=sys.stderr)
         return 1

@@ -32,6 +32,7 @@ class ModelConfig:
 
 
 BATCHED_KINDS = ("synth", "nyu-haze", "paired")  # training data kinds with a batched pipeline (data/batched.py)
+BATCHED_KINDS_TEXT = " or ".join(map(repr, BATCHED_KINDS))
 
 
 @dataclass
@@ -233,9 +234,8 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
     if cfg.train.time_budget is not None:
         parse_duration(cfg.train.time_budget, f"{source}: train.time_budget")
     if cfg.data.train.pipeline == "batched" and cfg.data.train.kind not in BATCHED_KINDS:
-        kinds = " or ".join(map(repr, BATCHED_KINDS))
-        raise ConfigError(f"{source}: data.train.pipeline 'batched' needs kind {kinds} (images held on the training "
-                          f"device), got kind '{cfg.data.train.kind}'")
+        raise ConfigError(f"{source}: data.train.pipeline 'batched' needs kind {BATCHED_KINDS_TEXT} (images held on "
+                          f"the training device), got kind '{cfg.data.train.kind}'")
     return cfg
 
 

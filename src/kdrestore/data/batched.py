@@ -115,7 +115,7 @@ def dihedral_batch(x: Tensor, k: Tensor) -> Tensor:
 class _BankCrops:
     """Random crop windows of an :class:`ImageBank`, gathered and transformed for a whole batch."""
 
-    def __init__(self, bank: ImageBank, crop: int, augment: bool) -> None:
+    def __init__(self, bank: ImageBank, *, crop: int = 64, augment: bool = True) -> None:
         if crop < 1:
             raise ValueError(f"crop must be >= 1, got {crop}")
         if int(bank.sizes.min()) < crop:
@@ -169,7 +169,7 @@ class BatchedSynth(_BankCrops):
 
     def __init__(self, bank: ImageBank, degradation: str, params: Mapping[str, Any] | None = None, *,
                  crop: int = 64, augment: bool = True) -> None:
-        super().__init__(bank, crop, augment)
+        super().__init__(bank, crop=crop, augment=augment)
         self.degradation, self.params = degradation, dict(params or {})
 
     def batch(self, n: int, g: torch.Generator) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from ..config import BATCHED_KINDS, DatasetConfig
+from ..config import BATCHED_KINDS, BATCHED_KINDS_TEXT, DatasetConfig
 from ..data import PairedDataset, SynthDataset, builtin_dataset, find_pairs, list_images, read_image
 from ..data.batched import BatchedPairs, BatchedSynth, ImageBank, pair_bank
 from ..data.holdout import holdout_split
@@ -21,6 +21,11 @@ TASK_DEGRADATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "derain": ("rain-heavy", {}),
     "dehaze": ("haze", {}),
 }
+
+
+def degradation_of(cfg: DatasetConfig, task: str) -> tuple[str, dict[str, Any]]:
+    """The degradation a synthetic section names, else its task's default, with the default's parameters."""
+    return (cfg.degradation, {}) if cfg.degradation else TASK_DEGRADATIONS[cfg.task or task]
 
 
 def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> Dataset:
@@ -57,7 +62,7 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
         ds = nyu_haze_dataset(cfg.path, cfg.params, holdout=cfg.holdout, train=train, crop=cfg.crop,
                               augment=augment, limit=cfg.limit, seed=seed, where=section)
     elif cfg.kind == "synth":
-        name, defaults = (cfg.degradation, {}) if cfg.degradation else TASK_DEGRADATIONS[cfg.task or task]
+        name, defaults = degradation_of(cfg, task)
         ds = SynthDataset(holdout_split(clean_sources(cfg, section), cfg.holdout, part, section), name,
                           {**defaults, **cfg.params}, mode=cfg.mode or "rgb", crop=cfg.crop, augment=augment,
                           limit=cfg.limit, seed=seed, fixed=not train, context=cfg.context)
@@ -66,7 +71,7 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
 
         if not train or cfg.crop is None:
             raise KdrestoreError(f"{section}: a 'tasks' data set is for training and needs crop (the patch size)")
-        name, defaults = (cfg.degradation, {}) if cfg.degradation else TASK_DEGRADATIONS[cfg.task or task]
+        name, defaults = degradation_of(cfg, task)
         paths = holdout_split(list_images(cfg.path), cfg.holdout, part, section)
         ds = TaskDataset(paths, name, {**defaults, **cfg.params}, patch=cfg.crop, mode=cfg.mode or "rgb",
                          augment=augment, limit=cfg.limit, seed=seed, options=cfg.tasks, where=section)
@@ -93,9 +98,8 @@ def build_batched(cfg: DatasetConfig, task: str, device: torch.device) -> Batche
     images, ``nyu-haze`` scenes with their depth, or ``paired`` images, held once on ``device``."""
     section = "data.train"
     if cfg.kind not in BATCHED_KINDS or cfg.path is None or cfg.crop is None:
-        kinds = " or ".join(map(repr, BATCHED_KINDS))
-        raise KdrestoreError(f"{section}.pipeline 'batched' needs kind {kinds} with a path and a crop, got kind "
-                             f"'{cfg.kind}'")
+        raise KdrestoreError(f"{section}.pipeline 'batched' needs kind {BATCHED_KINDS_TEXT} with a path and a crop, "
+                             f"got kind '{cfg.kind}'")
     if cfg.context is not None:
         raise KdrestoreError(f"{section}.context: the batched pipeline works on crops, not whole images; "
                              "use pipeline: per-sample with a whole-image context")
@@ -107,7 +111,7 @@ def build_batched(cfg: DatasetConfig, task: str, device: torch.device) -> Batche
         sources = holdout_split(clean_sources(cfg, section), cfg.holdout, "train", section)
         sources = sources[:cfg.limit] if cfg.limit is not None else sources
         items = [(s.stem, read_image(s, cfg.mode or "rgb")) for s in sources]
-        name, defaults = (cfg.degradation, {}) if cfg.degradation else TASK_DEGRADATIONS[cfg.task or task]
+        name, defaults = degradation_of(cfg, task)
         bank = ImageBank.from_arrays([a for _, a in items], [n for n, _ in items], min_size=cfg.crop, device=device)
         return BatchedSynth(bank, name, {**defaults, **cfg.params}, crop=cfg.crop, augment=cfg.augment)
     except ValueError as exc:
