@@ -64,14 +64,19 @@ def test_nyu_haze_uses_each_scenes_measured_depth(tmp_path):
                         pipeline="batched", augment=False)
     batched = build_batched(cfg, "dehaze", CPU)
     assert isinstance(batched, BatchedSynth) and batched.bank.names == ["0001", "0002", "0003"]
-    depth = np.rint(read_scene(find_nyu_scenes(tmp_path).scenes[0], border=0)[1]) / 25.5  # metres, 8-bit
-    assert np.allclose(batched.bank.depth[0, 0, :48, :64].float().numpy(), depth, atol=0.01)  # float16 bank
+    depth = np.rint(read_scene(find_nyu_scenes(tmp_path).scenes[0], border=0)[1])  # 8-bit file units
+    assert np.array_equal(batched.bank.depth[0, 0, :48, :64].float().numpy(), depth)  # exact in the bank
+    assert torch.allclose(batched.bank.depth_scale, torch.full((3,), 1 / 25.5))  # to metres, per crop
     b = batched.batch(6, step_generator(CPU, 1, 0))  # the whole 48x64 scene (reflect-padded to 64 rows)
-    t = torch.exp(-0.5 * batched.bank.depth[0, 0].float())
-    # every sample is some scene: all three share the same depth and image, so one expectation holds
+    metres = batched.bank.depth[0, 0].float() / 25.5
+    t = torch.exp(-0.5 * metres)
+    # every scene has the same image and depth, so one expectation holds for every sample
     expect = b["target"] * t[:64, :64] + 0.9 * (1 - t[:64, :64])
     assert torch.allclose(b["input"], expect, atol=1e-5)
     assert torch.allclose(b["params"]["beta"], torch.full((6,), 0.5))
+    normalised = build_batched(DatasetConfig(**{**cfg.__dict__, "params": {**params, "depth_units": "normalized"}}),
+                               "dehaze", CPU)
+    assert torch.allclose(normalised.bank.depth_scale, torch.full((3,), 1 / float(depth.max())))
 
 
 def test_recipes_may_ask_for_the_batched_pipeline_on_pairs_and_nyu_but_not_on_other_kinds(tmp_path):

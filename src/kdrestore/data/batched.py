@@ -34,17 +34,21 @@ class ImageBank:
     """Clean images (and optional depth maps) packed as one padded uint8 tensor on a device.
 
     ``images``: ``N x C x Hmax x Wmax`` uint8; ``sizes``: ``N x 2`` (h, w) of each image's valid
-    region (top-left aligned); ``depth``: ``N x 1 x Hmax x Wmax`` float16 or None; ``names`` the stems.
+    region (top-left aligned); ``depth``: ``N x 1 x Hmax x Wmax`` float16 or None; ``names`` the stems;
+    ``depth_scale``: ``N`` factors a crop's depth is multiplied by (NYU: depth kept in its 8-bit file units,
+    scaled to metres or to the scene's maximum per image), or None.
     """
 
     images: Tensor
     sizes: Tensor
     names: list[str]
     depth: Tensor | None = None
+    depth_scale: Tensor | None = None
 
     @classmethod
     def from_arrays(cls, arrays: Sequence[np.ndarray], names: Sequence[str], *, min_size: int = 1,
-                    depths: Sequence[np.ndarray] | None = None, device: torch.device | str = "cpu") -> ImageBank:
+                    depths: Sequence[np.ndarray] | None = None, depth_scales: Sequence[float] | None = None,
+                    device: torch.device | str = "cpu") -> ImageBank:
         """``arrays``: H x W x C images, uint8 or float in [0, 1]; images smaller than ``min_size`` are
         reflect-padded up to it (as the per-sample crop does)."""
         if not arrays:
@@ -68,7 +72,8 @@ class ImageBank:
                     raise ValueError(f"depth of {names[k]} is {d.shape[:2]}, its image {im.shape[:2]}")
                 dpacked[k, 0, :d.shape[0], :d.shape[1]] = torch.from_numpy(d[:, :, 0])
         dev = torch.device(device)
-        return cls(packed.to(dev), sizes.to(dev), list(names), None if dpacked is None else dpacked.to(dev))
+        scales = None if depth_scales is None else torch.tensor(list(depth_scales), dtype=torch.float32, device=dev)
+        return cls(packed.to(dev), sizes.to(dev), list(names), None if dpacked is None else dpacked.to(dev), scales)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -148,6 +153,8 @@ class _BankCrops:
         idx, top, left = self.windows(n, g)
         images = self._gather(self.bank.images, idx, top, left).float() / 255.0
         depth = self._gather(self.bank.depth, idx, top, left).float() if self.bank.depth is not None else None
+        if depth is not None and self.bank.depth_scale is not None:
+            depth = depth * self.bank.depth_scale[idx].view(-1, 1, 1, 1)
         if self.augment:
             k = torch.randint(0, 8, (n,), generator=g, device=self.device)
             images = dihedral_batch(images, k)

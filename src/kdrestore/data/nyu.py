@@ -98,14 +98,19 @@ def read_scene(scene: NYUScene, border: int = 10, scale: float = 1.0) -> tuple[n
     return np.asarray(rgb_im, np.uint8), np.asarray(depth_im, np.float32)
 
 
-def scaled_depth(depth: np.ndarray, units: DepthUnits, depth_scale: float = DEPTH_PER_METRE) -> np.ndarray:
-    """Depth in metres (``metres``) or divided by the image's own maximum (``normalized``)."""
+def depth_divisor(depth: np.ndarray, units: DepthUnits, depth_scale: float = DEPTH_PER_METRE) -> float:
+    """What :func:`scaled_depth` divides ``depth`` by: file units per metre, or the image's own maximum."""
     if units == "metres":
-        return depth / float(depth_scale)
+        return float(depth_scale)
     if units == "normalized":
         m = float(depth.max())
-        return depth / m if m > 0 else depth
+        return m if m > 0 else 1.0
     raise ValueError(f"depth_units must be 'normalized' or 'metres', got {units!r}")
+
+
+def scaled_depth(depth: np.ndarray, units: DepthUnits, depth_scale: float = DEPTH_PER_METRE) -> np.ndarray:
+    """Depth in metres (``metres``) or divided by the image's own maximum (``normalized``)."""
+    return depth / depth_divisor(depth, units, depth_scale)
 
 
 class NYUHazeDataset(Dataset):

@@ -6,6 +6,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -128,19 +129,20 @@ def _batched_pairs(cfg: DatasetConfig, section: str, device: torch.device) -> Ba
 
 
 def _batched_nyu(cfg: DatasetConfig, section: str, device: torch.device) -> BatchedSynth:
-    from ..data.nyu import nyu_haze_dataset, scaled_depth
+    from ..data.nyu import depth_divisor, nyu_haze_dataset
 
     assert cfg.path is not None and cfg.crop is not None
     scenes = nyu_haze_dataset(cfg.path, cfg.params, holdout=cfg.holdout, train=True, crop=cfg.crop,
                               augment=cfg.augment, limit=cfg.limit, seed=0, where=section)
     scenes.cache = False  # each scene is read once, into the bank
-    images, depths = [], []
+    images, depths, scales = [], [], []
     for i in range(len(scenes)):
         rgb, depth = scenes.scene(i)  # depth in file units, rounded to 8 bits as the per-sample path
         images.append(rgb)
-        depths.append(scaled_depth(depth, scenes.depth_units, scenes.depth_scale))
-    bank = ImageBank.from_arrays(images, [s.name for s in scenes.scenes], depths=depths, min_size=cfg.crop,
-                                 device=device)
+        depths.append(depth.astype(np.uint8))  # exact in the float16 bank; scaled per crop
+        scales.append(1.0 / depth_divisor(depth, scenes.depth_units, scenes.depth_scale))
+    bank = ImageBank.from_arrays(images, [s.name for s in scenes.scenes], depths=depths, depth_scales=scales,
+                                 min_size=cfg.crop, device=device)
     return BatchedSynth(bank, "haze", {"beta": scenes.beta, "airlight": scenes.airlight}, crop=cfg.crop,
                         augment=cfg.augment)
 
