@@ -34,6 +34,7 @@ class Claim:
     bench: str
     setting: str
     judge: Callable[[list[dict[str, Any]]], tuple[str, str]]  # rows -> (result text, verdict)
+    tables: tuple[str, ...] = ()  # the tables (name prefixes) the claim needs; those not in the record are named
 
 
 def _fmt(r: dict[str, Any], against: str | None = None) -> str:
@@ -152,7 +153,7 @@ CLAIMS = [
           row_vs_row("coic", "msresnet-tiny+coic-whole", "msresnet-tiny+coic")),
     Claim("TRNR", "on 20 training images, TRNR beats ordinary training of the same network", "trnr",
           "msresnet-tiny (derain), dnnet-tiny (denoise) on 20 clean images; trnr and trnr-official vs ordinary",
-          best_row("trnr", ("trnr", "trnr-official"))),
+          best_row("trnr", ("trnr", "trnr-official")), tables=("trnr derain", "trnr denoise")),
     Claim("Distillation core", "(project goal) the best distillation method gains >= 0.3 dB over the student alone",
           "distill", "per task: student alone vs output / FitNet / FAKD / RSD / contrastive from the task's teacher",
           best_row("distill", ("output", "output+fitnet", "output+fakd", "output+rsd", "output+contrastive"),
@@ -210,6 +211,9 @@ def verdict_rows(records: dict[str, dict[str, Any]]) -> list[tuple[str, str, str
         if not all(real_budget(r) for r in parts):
             verdict = (f"waits for a GPU run: below {REAL_SAMPLES:,} crops x {REAL_SEEDS} seeds per row "
                        f"(`{GPU_COMMAND}`)")
+        missing = [t for t in c.tables if not any(r["table"].startswith(t) for r in rec["rows"])]
+        if missing:
+            verdict += f" (for the tables run; {', '.join(missing)}: not run yet, waits for `{GPU_COMMAND}`)"
         out.append((c.method, c.claim, setting, result, verdict))
     return out
 

@@ -98,14 +98,16 @@ class BenchOptions:
     def record(self) -> dict[str, Any]:
         """The budget as written in results: what bounds a row, batch, crop, seeds, jobs."""
         kind = "time" if self.time_budget else "samples" if self.samples else "steps"
+        # under a sample budget a row's steps depend on its crops per step (a TRNR step takes tasks x patches):
+        # each unit's rows record the steps they ran
         return {"kind": kind, "time_budget": self.time_budget, "samples": self.samples,
-                "steps": None if self.time_budget else self.steps_for(), "batch": self.batch, "crop": self.crop,
+                "steps": self.steps if kind == "steps" else None, "batch": self.batch, "crop": self.crop,
                 "seeds": list(self.seeds), "jobs": self.jobs, "pipeline": self.pipeline,
                 "test_limit": self.test_limit}
 
     def describe(self) -> str:
         bound = (f"{self.time_budget} per row" if self.time_budget else
-                 f"{self.samples:,} crops per row ({self.steps_for()} steps)" if self.samples else
+                 f"{self.samples:,} crops per row (steps: crops / the row's crops per step)" if self.samples else
                  f"{self.steps_for()} steps per row")
         return (f"{bound}, batch {self.batch} of {self.crop}px crops, seeds {self.seeds}"
                 + (f", {self.jobs} rows at once" if self.jobs > 1 else "")
