@@ -14,6 +14,7 @@ from kdrestore.errors import KdrestoreError
 from kdrestore.data.tasks import eval_samples
 from kdrestore.evaluate.metrics import TASK_CONVENTIONS
 from kdrestore.evaluate.runner import evaluate
+from kdrestore.fsutil import current_umask
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,9 @@ def test_package_scores_the_shipped_weights(finished_run, tmp_path, monkeypatch)
                        dest=tmp_path, competes_with="dncnn-s25")
     folder = tmp_path / "gray-tiny"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gray-tiny"]  # no temporary folder left behind
+    mask = current_umask()  # an ordinary folder's modes, not mkdtemp's 0700 / 0600
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~mask
+    assert all(f.stat().st_mode & 0o777 == 0o666 & ~mask for f in folder.iterdir())
     saved = json.loads((folder / "card.json").read_text())
     assert saved == card and card["dtype"] == "float16" and card["channels"] == 1
     assert card["training"]["weights_kind"] == "EMA" and card["training"]["checkpoint_step"] == 2

@@ -24,6 +24,7 @@ from ..errors import KdrestoreError
 from ..evaluate.metrics import TASK_CONVENTIONS
 from ..evaluate.profile import count_macs, count_params
 from ..evaluate.runner import evaluate
+from ..fsutil import current_umask
 from ..models.registry import build_model, model_entry
 from ..models import shipped
 from ..rundir import LEAK_CHECK_FILE, RunDir
@@ -163,6 +164,10 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
     try:
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
         (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+        mask = current_umask()  # mkdtemp made the folder 0700: give it (and its files) an ordinary folder's modes
+        os.chmod(tmp, 0o777 & ~mask)
+        for f in tmp.iterdir():
+            os.chmod(f, 0o666 & ~mask)
         old = target.with_name(f".{name}.replaced") if target.exists() else None
         if old is not None:  # the shipped copy stays whole until the new one is in place
             shutil.rmtree(old, ignore_errors=True)
