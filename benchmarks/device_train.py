@@ -69,12 +69,12 @@ def train_command(name: str, job: Path, out: Path, budget: str, batch: int, devi
 
 def missing_folders(names: list[str], job: Path) -> list[str]:
     """``student: section.path`` for every data folder a student's recipe reads that the job does not hold."""
-    from kdrestore.config import load_config
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from pack_data import recipe_on  # benchmarks/pack_data.py: a recipe read against another data root
 
-    os.environ["KDRESTORE_DATA"] = str((job / "data").resolve())
     missing = []
     for name in names:
-        cfg = load_config(ROOT / STUDENTS[name][0])
+        cfg = recipe_on(ROOT / STUDENTS[name][0], (job / "data").resolve())
         for section, ds in (("data.train", cfg.data.train), ("data.val", cfg.data.val)):
             if ds is not None and ds.path is not None and not Path(ds.path).is_dir():
                 missing.append(f"{name}: {section}.path {ds.path}")

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Sequence, TypeVar
 
-from kdrestore.config import load_config
+from kdrestore.config import RunConfig, load_config
 from kdrestore.data import find_pairs, list_images
 from kdrestore.data.nyu import find_nyu_scenes
 
@@ -41,17 +41,22 @@ HOLDOUT_FROM = {RAIN100L: "configs/derain/nafnet-tiny-rain100l.yaml", NYU: "conf
 T = TypeVar("T")
 
 
-def held_out(folder: str, data: Path) -> int:
-    """How many last items of ``folder`` its recipe validates on (``data.val.holdout``)."""
+def recipe_on(recipe: Path, data: Path) -> RunConfig:
+    """The recipe read with its ``${KDRESTORE_DATA}`` paths under ``data`` (the environment is left as it was)."""
     before = os.environ.get("KDRESTORE_DATA")
     os.environ["KDRESTORE_DATA"] = str(data)
     try:
-        val = load_config(ROOT / HOLDOUT_FROM[folder]).data.val
+        return load_config(recipe)
     finally:
         if before is None:
             os.environ.pop("KDRESTORE_DATA")
         else:
             os.environ["KDRESTORE_DATA"] = before
+
+
+def held_out(folder: str, data: Path) -> int:
+    """How many last items of ``folder`` its recipe validates on (``data.val.holdout``)."""
+    val = recipe_on(ROOT / HOLDOUT_FROM[folder], data).data.val
     if val is None or val.holdout is None or Path(val.path or "").name != Path(folder).name:
         raise SystemExit(f"{HOLDOUT_FROM[folder]}: data.val no longer holds out part of {folder}")
     return val.holdout

@@ -111,9 +111,9 @@ def build_batched(cfg: DatasetConfig, task: str, device: torch.device) -> Batche
             return _batched_nyu(cfg, section, device)
         sources = holdout_split(clean_sources(cfg, section), cfg.holdout, "train", section)
         sources = sources[:cfg.limit] if cfg.limit is not None else sources
-        items = [(s.stem, read_image(s, cfg.mode or "rgb")) for s in sources]
         name, defaults = degradation_of(cfg, task)
-        bank = ImageBank.from_arrays([a for _, a in items], [n for n, _ in items], min_size=cfg.crop, device=device)
+        bank = ImageBank.from_arrays([read_image(s, cfg.mode or "rgb") for s in sources], [s.stem for s in sources],
+                                     min_size=cfg.crop, device=device)
         return BatchedSynth(bank, name, {**defaults, **cfg.params}, crop=cfg.crop, augment=cfg.augment)
     except ValueError as exc:
         raise KdrestoreError(f"{section}: {exc}") from exc
