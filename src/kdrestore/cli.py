@@ -57,6 +57,8 @@ def add_calibrate(sub: Any) -> None:
     p.add_argument("--teacher", required=True, help="registry name of the peer, e.g. gcanet, prenet6, prenet6-rain100l")
     p.add_argument("--rain", choices=["light", "heavy"], default="heavy",
                    help="derain: heavy (synthetic heavy rain vs Rain100H) or light (vs held-out Rain100L-train pairs)")
+    p.add_argument("--degradation", help="derain: only the candidates of this synthesis (rain-heavy, rain-light or "
+                   "rain-streaks); default all")
     p.add_argument("--weights", help="weights file; default: the peer's published file")
     p.add_argument("--peers", help="folder of published peer weights (default $KDRESTORE_PEERS)")
     p.add_argument("--data", help="benchmark data root (default $KDRESTORE_DATA)")

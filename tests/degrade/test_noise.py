@@ -153,8 +153,10 @@ def test_smooth_field_range_and_reproducibility():
     assert np.abs(np.diff(f, axis=1)).max() < 0.2  # smooth, not white noise
 
 
-EXPECTED = {"identity", "haze", "haze-nonhomogeneous", "rain-light", "rain-heavy", "awgn", "awgn-blind",
-            "poisson-gaussian"}
+EXPECTED = {"identity", "haze", "haze-nonhomogeneous", "rain-light", "rain-heavy", "rain-streaks", "awgn",
+            "awgn-blind", "poisson-gaussian"}
+# what a degradation cannot do without: rain-streaks' bank of streak layers (random sparse dots here)
+REQUIRED = {"rain-streaks": {"layers": [(np.random.default_rng(3).random((50, 60)) > 0.97).astype(np.float32)]}}
 
 
 def test_registry_names_and_meta():
@@ -169,18 +171,19 @@ def test_registry_names_and_meta():
 @pytest.mark.parametrize("shape", [(40, 48, 3), (40, 48)])
 def test_every_registered_degradation(name, shape):
     img = _image(40, 48, 3)[..., : (3 if len(shape) == 3 else 1)].reshape(shape)
-    out = degrade(name, img, seed=11)
+    required = REQUIRED.get(name, {})
+    out = degrade(name, img, seed=11, **required)
     assert isinstance(out, Degraded) and out.degraded.shape == shape
     assert out.degraded.dtype == np.float32 and np.isfinite(out.degraded).all()
     assert json.loads(json.dumps(out.params)) == out.params and out.params["seed"] == 11
-    again = degrade(name, img, seed=11)
+    again = degrade(name, img, seed=11, **required)
     np.testing.assert_array_equal(out.degraded, again.degraded)
     if name == "identity":  # draws nothing: the input itself, whatever the seed
         np.testing.assert_array_equal(out.degraded, img)
     else:
-        assert not np.array_equal(out.degraded, degrade(name, img, seed=12).degraded)
+        assert not np.array_equal(out.degraded, degrade(name, img, seed=12, **required).degraded)
         assert not np.array_equal(out.degraded, img)
     with pytest.raises(ValueError):
-        degrade(name, img[None], seed=0)
-    gen = degrade(name, img, seed=np.random.default_rng([11, 0]))
+        degrade(name, img[None], seed=0, **required)
+    gen = degrade(name, img, seed=np.random.default_rng([11, 0]), **required)
     assert gen.params["seed"] is None

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from kdrestore.degrade.haze import add_haze
+from kdrestore.errors import KdrestoreError
 from kdrestore.evaluate.calibrate import CalibrationSetup, calibrate, calibration_setup, format_calibration
 
 
@@ -74,3 +75,16 @@ def test_real_setups_pair_held_out_synthetic_with_the_benchmark(data_dir):
     assert hazy["name"] == "1350" and hazy["input"].shape == real["input"].shape == (3, 460, 620)
     light = calibration_setup("derain", data_dir, rain="light")
     assert next(iter(light.real(1)))["name"].endswith("181") and "last 20" in light.real_name
+
+
+def test_heavy_rain_sweep_can_keep_the_streak_layer_candidates(data_dir):
+    setup = calibration_setup("derain", data_dir, rain="heavy", degradation="rain-streaks")
+    assert setup.candidates and all(c["degradation"] == "rain-streaks" for c in setup.candidates)
+    everything = calibration_setup("derain", data_dir, rain="heavy")
+    assert len(everything.candidates) > len(setup.candidates)
+    sample = next(iter(setup.synthetic(setup.candidates[0], 1)))
+    rain = (sample["input"] - sample["target"]).mean(0)
+    photos = sorted(p.stem for p in (data_dir / "train/BSDS500-train-color").iterdir())
+    assert sample["name"] in photos and rain.min() > -1e-6 and rain.max() > 0.2  # streaks added, nothing taken
+    with pytest.raises(KdrestoreError, match="no heavy-rain candidate uses 'haze'"):
+        calibration_setup("derain", data_dir, rain="heavy", degradation="haze")

@@ -102,7 +102,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if not data:
         raise KdrestoreError("give --data or set KDRESTORE_DATA")
     teacher = load_model(args.teacher, args.weights, args.peers)
-    result = calibrate(teacher, calibration_setup(args.task, data, rain=args.rain, seed=args.seed),
+    setup = calibration_setup(args.task, data, rain=args.rain, seed=args.seed, degradation=args.degradation)
+    result = calibrate(teacher, setup,
                        images=args.images, tolerance=args.tolerance, teacher_name=args.teacher,
                        progress=not args.quiet)
     print(format_calibration(result))

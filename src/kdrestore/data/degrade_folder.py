@@ -30,6 +30,7 @@ def degrade_folder(
     """
     from ..degrade import degrade
     from .imageio import list_images, read_image, write_image
+    from .streaks import resolve_streaks
 
     src, dst = Path(input_dir), Path(output_dir)
     if not src.is_dir():
@@ -41,6 +42,7 @@ def degrade_folder(
         raise KdrestoreError(f"no images found in {src}")
     dst.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {"degradation": degradation, "seed": seed, "params": params or {}, "images": {}}
+    params = resolve_streaks(degradation, params or {}, "train", "--param")  # rain-streaks: its layer bank
     failed: list[tuple[str, str]] = []
     for i, path in enumerate(tqdm(files, desc=f"degrade {degradation}", disable=not progress, leave=False)):
         try:
@@ -48,7 +50,7 @@ def degrade_folder(
         except OSError as exc:
             failed.append((path.name, str(exc)))
             continue
-        result = degrade(degradation, clean, seed=np.random.default_rng([seed, i]), **(params or {}))
+        result = degrade(degradation, clean, seed=np.random.default_rng([seed, i]), **params)
         out = dst / (path.stem + ".png")
         write_image(out, result.degraded, bits=16 if path.suffix.lower() in (".tif", ".tiff") else 8)
         record["images"][out.name] = result.params

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from ..config import DatasetConfig, RunConfig
 from ..errors import KdrestoreError
 from ..fsutil import atomic_write_json
+from ..recipe import ConfigError, expand_env
 from ..rundir.layout import LEAK_CHECK_FILE
 from .holdout import Part
 from .leaks import THRESHOLD, ImageSet, LeakReport, find_leaks, image_set
@@ -90,11 +91,16 @@ def section_sets(ds: DatasetConfig, *, part: Part, where: str, root: Path | None
     limit = ds.limit if ds.kind in ("synth", "paired", "tasks") else None
     rule = ds.rule if ds.kind == "paired" else "auto"
     try:
-        s = image_set(ds.path, label=f"{where}: {_label(ds.path, root)}", rule=rule, holdout=ds.holdout, part=part,
-                      limit=limit, where=where, pairs_first=ds.kind == "paired")
-    except KdrestoreError as exc:
+        sets = [image_set(ds.path, label=f"{where}: {_label(ds.path, root)}", rule=rule, holdout=ds.holdout,
+                          part=part, limit=limit, where=where, pairs_first=ds.kind == "paired")]
+        streaks = ds.params.get("streaks") if ds.kind == "synth" and ds.degradation == "rain-streaks" else None
+        if isinstance(streaks, str):  # only their rain is composed in, but their photos are checked all the same
+            folder = expand_env(streaks, f"{where}.params.streaks")
+            sets.append(image_set(folder, label=f"{where}.params.streaks: {_label(folder, root)}",
+                                  holdout=ds.params.get("streaks_holdout"), part=part, where=where, pairs_first=True))
+    except (KdrestoreError, ConfigError) as exc:
         raise KdrestoreError(str(exc) if str(exc).startswith(where) else f"{where}: {exc}") from exc
-    return [s], []
+    return sets, []
 
 
 def recipe_leak_check(cfg: RunConfig, *, tests: Sequence[str | os.PathLike[str]] = (), benchmark: bool = True,

@@ -23,6 +23,7 @@ from .noise import add_awgn, add_awgn_blind, add_awgn_torch, add_poisson_gaussia
     add_poisson_gaussian_torch
 from .rain import RAIN100H, RAIN100L, add_rain, compose_rain, compose_rain_torch, line_kernel, \
     rain100h_like, rain100l_like, streak_layer, streak_layer_torch
+from .streaks import rain_from_streaks, streak_layer_of
 
 DegradeFn = Callable[..., Degraded]
 DEGRADATIONS: Registry[DegradeFn] = Registry("degradation")
@@ -35,6 +36,9 @@ DEGRADATIONS.register("rain-light", rain100l_like, task="derain",
                       summary="Rain100L-like: one sparse layer of thin streaks")
 DEGRADATIONS.register("rain-heavy", rain100h_like, task="derain",
                       summary="Rain100H-like: 3-5 dense layers at several angles plus a veil")
+DEGRADATIONS.register("rain-streaks", rain_from_streaks, task="derain",
+                      summary="real streak layers (a paired rain set's rain) composed over the image; "
+                              "params.streaks names the pairs")
 DEGRADATIONS.register("awgn", add_awgn, task="denoise",
                       summary="additive white Gaussian noise, fixed sigma (0-255), unclipped")
 DEGRADATIONS.register("awgn-blind", add_awgn_blind, task="denoise",
@@ -60,6 +64,7 @@ __all__ = [
     "add_awgn_torch", "add_haze", "add_haze_nonhomogeneous", "add_haze_torch",
     "add_poisson_gaussian", "add_poisson_gaussian_torch", "add_rain", "as_float_image",
     "compose_rain", "compose_rain_torch", "degradation_entry", "degrade", "line_kernel",
-    "make_rng", "rain100h_like", "rain100l_like", "smooth_field", "streak_layer",
+    "make_rng", "rain100h_like", "rain100l_like", "rain_from_streaks", "smooth_field", "streak_layer",
+    "streak_layer_of",
     "streak_layer_torch", "synthetic_depth", "transmission", "transmission_torch",
 ]

@@ -3,7 +3,8 @@
 :func:`degrade_batch` applies a registered degradation to a clean batch ``B x C x H x W`` in [0, 1],
 drawing every per-sample parameter from the same distributions as the per-sample numpy functions of
 this package (:func:`~.noise.add_awgn`, :func:`~.noise.add_poisson_gaussian`, :func:`~.haze.add_haze`,
-:func:`~.rain.add_rain` with the ``rain-light``/``rain-heavy`` presets, ``identity``), with all
+:func:`~.rain.add_rain` with the ``rain-light``/``rain-heavy`` presets, :func:`~.streaks.rain_from_streaks`,
+``identity``), with all
 randomness from one ``torch.Generator``. The parameters actually used come back per sample (``[B]``
 tensors), so tests can compare their ranges with the per-sample path and methods can route by them
 (``sigma`` for HMDS). The pixels are not bit-identical to the numpy path (other random streams; the
@@ -21,7 +22,7 @@ from torch import Tensor
 from .rain import RAIN100H, RAIN100L
 
 Params = dict[str, Tensor]
-BATCHED = ("identity", "awgn", "awgn-blind", "poisson-gaussian", "haze", "rain-light", "rain-heavy")
+BATCHED = ("identity", "awgn", "awgn-blind", "poisson-gaussian", "haze", "rain-light", "rain-heavy", "rain-streaks")
 
 
 def _uniform(value: Any, b: int, g: torch.Generator, device: torch.device, name: str) -> Tensor:
@@ -173,9 +174,58 @@ def _rain(preset: Mapping[str, Any]) -> Callable[..., tuple[Tensor, Params]]:
     return rain
 
 
+_STREAK_BANKS: dict[tuple[int, str], tuple[Any, Tensor]] = {}
+
+
+def _streak_bank(layers: Any, device: torch.device) -> Tensor:
+    """The layers as one ``N x 1 x h x w`` tensor on ``device``, cut to their common size (top left), kept per bank."""
+    key = (id(layers), str(device))
+    if key not in _STREAK_BANKS or _STREAK_BANKS[key][0] is not layers:
+        if not len(layers) or any(getattr(layer, "ndim", 0) != 2 for layer in layers):
+            raise ValueError("layers: a non-empty bank of H x W streak layers is needed")
+        h, w = min(layer.shape[0] for layer in layers), min(layer.shape[1] for layer in layers)
+        bank = torch.stack([torch.as_tensor(layer[:h, :w], dtype=torch.float32) for layer in layers])
+        _STREAK_BANKS[key] = (layers, bank[:, None].to(device))
+    return _STREAK_BANKS[key][1]
+
+
+def _rain_streaks(x: Tensor, g: torch.Generator, p: Mapping[str, Any], depth: Tensor | None) -> tuple[Tensor, Params]:
+    """:func:`~.streaks.rain_from_streaks` for a batch: each layer's window (magnified by ``scale``, lengthened by
+    ``stretch``, mirrored, at a uniform place) is resampled with ``grid_sample``; windows may start between pixels."""
+    bank = _streak_bank(p["layers"], x.device)
+    b, _, h, w = x.shape
+    dev = x.device
+    lh, lw = bank.shape[-2:]
+    n_spec = p.get("n_layers", (3, 5))
+    n = _int_uniform(n_spec, b, g, dev)
+    n_max = int(n_spec if isinstance(n_spec, int) else max(n_spec))
+    mirror = float(p.get("mirror", 0.5))
+    total = torch.zeros(b, 1, h, w, device=dev)
+    for layer in range(n_max):
+        index = torch.randint(len(bank), (b,), generator=g, device=dev)
+        stretch = _uniform(p.get("stretch", 1.0), b, g, dev, "stretch").clamp_min(1.0)
+        scale = torch.maximum(_uniform(p.get("scale", (1.0, 1.5)), b, g, dev, "scale").clamp_min(1.0),
+                              torch.clamp_min(h / (lh * stretch), w / lw))
+        wh, ww = h / (scale * stretch) / lh, w / scale / lw  # window size as a share of the layer
+        y0 = (1 - wh) * torch.rand(b, generator=g, device=dev)
+        x0 = (1 - ww) * torch.rand(b, generator=g, device=dev)
+        flip = torch.where(torch.rand(b, generator=g, device=dev) < mirror, -1.0, 1.0)
+        gain = _uniform(p.get("gain", (1.0, 1.5)), b, g, dev, "gain") * (layer < n).float()
+        theta = torch.zeros(b, 2, 3, device=dev)
+        theta[:, 0, 0], theta[:, 0, 2] = ww * flip, 2 * x0 + ww - 1
+        theta[:, 1, 1], theta[:, 1, 2] = wh, 2 * y0 + wh - 1
+        grid = F.affine_grid(theta, [b, 1, h, w], align_corners=False)
+        total += _bcast(gain) * F.grid_sample(bank[index], grid, mode="bilinear", align_corners=False)
+    total = total.clamp(0.0, 1.0)
+    veil = _uniform(p.get("veil", 0.0), b, g, dev, "veil")
+    veil_a = _uniform(p.get("veil_airlight", (0.8, 1.0)), b, g, dev, "veil_airlight")
+    out = (1 - _bcast(veil)) * (x + total).clamp(0.0, 1.0) + _bcast(veil * veil_a)
+    return out, {"n_layers": n.float(), "veil": veil, "streak_mean": total.mean(dim=(1, 2, 3))}
+
+
 _FUNCTIONS: dict[str, Callable[..., tuple[Tensor, Params]]] = {
     "identity": _identity, "awgn": _awgn, "awgn-blind": _awgn_blind, "poisson-gaussian": _poisson_gaussian,
-    "haze": _haze, "rain-light": _rain(RAIN100L), "rain-heavy": _rain(RAIN100H),
+    "haze": _haze, "rain-light": _rain(RAIN100L), "rain-heavy": _rain(RAIN100H), "rain-streaks": _rain_streaks,
 }
 
 

@@ -14,6 +14,7 @@ from ..config import BATCHED_KINDS, BATCHED_KINDS_TEXT, DatasetConfig
 from ..data import PairedDataset, SynthDataset, builtin_dataset, find_pairs, list_images, read_image
 from ..data.batched import BatchedPairs, BatchedSynth, ImageBank, pair_bank
 from ..data.holdout import holdout_split
+from ..data.streaks import resolve_streaks
 from ..errors import KdrestoreError
 
 # task -> (degradation, params) used by a ``synth`` data set that names none
@@ -65,7 +66,7 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
     elif cfg.kind == "synth":
         name, defaults = degradation_of(cfg, task)
         ds = SynthDataset(holdout_split(clean_sources(cfg, section), cfg.holdout, part, section), name,
-                          {**defaults, **cfg.params}, mode=cfg.mode or "rgb", crop=cfg.crop, augment=augment,
+                          resolve_streaks(name, {**defaults, **cfg.params}, part, section), mode=cfg.mode or "rgb", crop=cfg.crop, augment=augment,
                           limit=cfg.limit, seed=seed, fixed=not train, context=cfg.context)
     elif cfg.kind == "tasks":  # TRNR: N-frequency-K-shot tasks over clustered patches (data/episodes.py)
         from ..data.episodes import TaskDataset
@@ -114,7 +115,8 @@ def build_batched(cfg: DatasetConfig, task: str, device: torch.device) -> Batche
         name, defaults = degradation_of(cfg, task)
         bank = ImageBank.from_arrays([read_image(s, cfg.mode or "rgb") for s in sources], [s.stem for s in sources],
                                      min_size=cfg.crop, device=device)
-        return BatchedSynth(bank, name, {**defaults, **cfg.params}, crop=cfg.crop, augment=cfg.augment)
+        return BatchedSynth(bank, name, resolve_streaks(name, {**defaults, **cfg.params}, "train", section),
+                            crop=cfg.crop, augment=cfg.augment)
     except ValueError as exc:
         raise KdrestoreError(f"{section}: {exc}") from exc
 

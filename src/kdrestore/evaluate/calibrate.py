@@ -11,7 +11,8 @@ Calibration sweeps (:data:`SWEEPS`):
 * ``dehaze``: RESIDE-ITS haze on the held-out NYU scenes (the last 50 of ``train/NYUv2-indoor``) against
   ``dehaze/SOTS-indoor-50``; depth per image normalised or in metres, beta ranges around RESIDE's.
 * ``derain-heavy``: the ``rain-heavy`` synthesis on the held-out BSDS500-train photos (the last 13) against
-  ``derain/Rain100H`` (Y channel); streak density, brightness and veil around the preset.
+  ``derain/Rain100H`` (Y channel); streak density, brightness and veil around the preset; and ``rain-streaks``
+  (real streak layers of the held-out Rain100L-train pairs composed on the same photos): layers, scale, gain.
 * ``derain-light``: the ``rain-light`` synthesis on the same photos against the held-out Rain100L-train pairs
   (the last 20; Rain100L's test set is not in the data).
 
@@ -72,6 +73,22 @@ RAIN_HEAVY_SWEEP: list[dict[str, Any]] = [
     {**_LONG_THIN, "veil": [0.1, 0.3], "density": [0.0006, 0.002], "n_layers": [2, 4]},
     {**_LONG_THIN, "veil": [0.2, 0.35], "density": [0.0006, 0.002], "n_layers": [2, 4]},
     {**_LONG_THIN, "length": [80.0, 200.0], "veil": [0.1, 0.3], "density": [0.0003, 0.001], "n_layers": [2, 4]},
+    # real streak layers (kdrestore.degrade.streaks: the rain of the held-out Rain100L-train pairs, composed in
+    # several layers, magnified, brightened and mirrored), no veil: a veil costs PReNet6 4 dB on them (scratch
+    # probe, 2026-12-03)
+    *({"degradation": "rain-streaks", **p} for p in (
+        {"n_layers": [3, 5], "scale": [1.0, 1.5], "gain": [1.0, 1.5]},
+        {"n_layers": [3, 5], "scale": [1.0, 1.5], "gain": [1.5, 2.5]},
+        {"n_layers": [4, 7], "scale": [1.0, 1.5], "gain": [1.0, 2.0]},
+        {"n_layers": [2, 4], "scale": [1.5, 2.5], "gain": [1.5, 2.5]},
+        {"n_layers": [2, 3], "scale": [1.0, 2.0], "gain": [2.0, 3.0]},
+        {"n_layers": [4, 6], "scale": [1.0, 1.5], "gain": [1.0, 1.5]},
+        # lengthened, not widened: Rain100H's streaks are long and thin
+        {"n_layers": [4, 7], "scale": 1.0, "stretch": [2.0, 3.0], "gain": [1.0, 2.0]},
+        {"n_layers": [3, 5], "scale": 1.0, "stretch": [2.0, 4.0], "gain": [1.0, 2.0]},
+        {"n_layers": [5, 8], "scale": 1.0, "stretch": [3.0, 5.0], "gain": [1.0, 2.0]},
+        {"n_layers": [5, 8], "scale": 1.0, "stretch": [2.0, 4.0], "gain": [1.2, 2.2]},
+        {"n_layers": [6, 9], "scale": 1.0, "stretch": [3.0, 5.0], "gain": [1.0, 2.0]})),
 ]
 RAIN_LIGHT_SWEEP: list[dict[str, Any]] = [
     {},  # the rain-light preset (kdrestore.degrade.rain.RAIN100L)
@@ -87,11 +104,14 @@ BSDS, BSDS_HOLDOUT = "train/BSDS500-train-color", 13
 RAIN100L, RAIN100L_HOLDOUT = "train/Rain100L-train", 20
 
 
-def calibration_setup(task: str, data_root: str | Path, *, rain: str = "heavy", seed: int = 0) -> CalibrationSetup:
-    """The built-in comparison for ``task`` (``dehaze``, or ``derain`` with ``rain`` light/heavy)."""
+def calibration_setup(task: str, data_root: str | Path, *, rain: str = "heavy", seed: int = 0,
+                      degradation: str | None = None) -> CalibrationSetup:
+    """The built-in comparison for ``task`` (``dehaze``, or ``derain`` with ``rain`` light/heavy); ``degradation``
+    keeps only the candidates of that synthesis (deraining: ``rain-heavy``/``rain-light`` or ``rain-streaks``)."""
     from ..data import PairedDataset, SynthDataset, find_pairs, list_images
     from ..data.holdout import holdout_split
     from ..data.nyu import NYUHazeDataset, find_nyu_scenes
+    from ..data.streaks import resolve_streaks
     from ..data.tasks import eval_dataset, iter_samples
 
     root = Path(data_root)
@@ -112,7 +132,12 @@ def calibration_setup(task: str, data_root: str | Path, *, rain: str = "heavy", 
     preset = f"rain-{rain}"
 
     def rainy(params: dict[str, Any], n: int) -> Iterable[Any]:
-        return iter_samples(SynthDataset(photos, preset, params, mode="rgb", limit=n, seed=seed, fixed=True))
+        name = params.get("degradation", preset)
+        chosen = {k: v for k, v in params.items() if k != "degradation"}
+        if name == "rain-streaks":  # layers from the held-out Rain100L-train pairs
+            chosen = resolve_streaks(name, {"streaks": str(root / RAIN100L), "streaks_holdout": RAIN100L_HOLDOUT,
+                                            **chosen}, "val", "calibrate")
+        return iter_samples(SynthDataset(photos, name, chosen, mode="rgb", limit=n, seed=seed, fixed=True))
 
     if rain == "heavy":
         def real(n: int) -> Iterable[Any]:
@@ -123,8 +148,13 @@ def calibration_setup(task: str, data_root: str | Path, *, rain: str = "heavy", 
             pairs = holdout_split(find_pairs(root / RAIN100L), RAIN100L_HOLDOUT, "val", "calibrate")
             return iter_samples(PairedDataset(pairs[:n], mode="rgb"))
         real_name = f"{RAIN100L} (last {RAIN100L_HOLDOUT} pairs)"
-    return CalibrationSetup("derain", rainy, real, SWEEPS[f"derain-{rain}"],
-                            f"{BSDS} (last {BSDS_HOLDOUT}) + {preset}", real_name)
+    candidates = SWEEPS[f"derain-{rain}"]
+    if degradation is not None:
+        candidates = [c for c in candidates if c.get("degradation", preset) == degradation]
+        if not candidates:
+            kinds = sorted({c.get("degradation", preset) for c in SWEEPS[f"derain-{rain}"]})
+            raise KdrestoreError(f"calibrate: no {rain}-rain candidate uses {degradation!r} (sweeps: {', '.join(kinds)})")
+    return CalibrationSetup("derain", rainy, real, candidates, f"{BSDS} (last {BSDS_HOLDOUT}) + {preset}", real_name)
 
 
 def calibrate(teacher: nn.Module, setup: CalibrationSetup, *, images: int = 8, tolerance: float = 1.0,
