@@ -33,15 +33,16 @@ sys.path.insert(0, str(ROOT / "src"))
 from kdrestore.rundir.layout import RunCheckpoints  # noqa: E402
 # student -> (recipe, warm start: a shipped name or None, extra --set; "{peers}" is the job's peers folder)
 STUDENTS: dict[str, tuple[str, str | None, list[str]]] = {
-    "denoise-gray-blind": ("configs/ship/denoise-gray-blind.yaml", "denoise-gray-blind", []),
+    "denoise-gray-blind": ("configs/denoise/repdn-blind-deep.yaml", "denoise-gray-blind", []),  # the RepDN 64x12
     "denoise-gray-fast": ("configs/ship/denoise-gray-fast.yaml", "denoise-gray-fast", []),
     # the shipped 64x12 (grown from 64x8 by identity layers), kd from FFDNet-gray; then kd-qat (its recipe says how)
     "denoise-gray-s25": ("configs/denoise/repdn-s25-deep.yaml", "denoise-gray-s25", []),
     "denoise-color": ("configs/denoise/repdn-rgb-blind.yaml", "denoise-color", []),  # the colour blind RepDN
     "denoise-gray-blind-repdn": ("configs/denoise/repdn-blind.yaml", None,
                                  ["model.weights={peers}/FFDNet/net_gray.pth"]),  # FFDNet-gray's start
-    # from scratch on the calibrated heavy rain: the shipped derain-small saw Rain100H test backgrounds
-    "derain-small": ("configs/derain/msresnet-tiny-calibrated.yaml", None, []),
+    # heavy rain from the real streak layers of the Rain100L pairs the job carries (the calibrated composition),
+    # from the light-rain NAFNet: the shipped MSResNet derain-small saw Rain100H test backgrounds
+    "derain-small": ("configs/derain/nafnet-tiny-streaks.yaml", "derain-light", []),
     # issue 16's NAFNet-tiny students: light rain continues the shipped one on the Rain100L pairs the job carries,
     # haze starts from scratch on the NYU scenes it carries (pack_data.py: how many)
     "derain-light": ("configs/ship/derain-light.yaml", "derain-light", []),
@@ -78,6 +79,11 @@ def missing_folders(names: list[str], job: Path) -> list[str]:
         for section, ds in (("data.train", cfg.data.train), ("data.val", cfg.data.val)):
             if ds is not None and ds.path is not None and not Path(ds.path).is_dir():
                 missing.append(f"{name}: {section}.path {ds.path}")
+            streaks = ds.params.get("streaks") if ds is not None else None  # rain-streaks: the pairs of its layers
+            if isinstance(streaks, str):
+                folder = streaks.replace("${KDRESTORE_DATA}", str((job / "data").resolve()))
+                if not Path(folder).is_dir():
+                    missing.append(f"{name}: {section}.params.streaks {folder}")
     return missing
 
 

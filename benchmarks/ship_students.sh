@@ -23,14 +23,12 @@ train() {  # train RECIPE NAME [--set ...]: run or resume RUNS/NAME
 last_ema_weights() { local w; w=$(last_weights "$1"); echo "${w%model.safetensors}ema.safetensors"; }
 last_weights() { python -c "import json,sys; p=sys.argv[1]; print(p + '/checkpoints/' + json.load(open(p + '/checkpoints/latest.json'))['dir'] + '/model.safetensors')" "$1"; }
 
-# 1. denoise-gray-blind: MDRN trained at sigma 25, then HMDS (three DnCNN-S level teachers) on blind noise.
-#    (The shipped stage 1 was planned for 1500 steps and stopped at 1000 with --resume --set train.steps=1000,
-#    so its learning-rate schedule differs slightly from this line's.)
+# 1. The first denoise-gray-blind (replaced by step 1d's RepDN): MDRN trained at sigma 25, then HMDS (three
+#    DnCNN-S level teachers) on blind noise. (Its stage 1 was planned for 1500 steps and stopped at 1000 with
+#    --resume --set train.steps=1000, so its learning-rate schedule differs slightly from this line's.)
 train configs/denoise/mdrn-s25.yaml mdrn-bsd400-s25 --set train.steps=1000
 train configs/ship/denoise-gray-blind.yaml ship-denoise-gray-blind \
   --set "model.weights=$(last_weights "$RUNS/mdrn-bsd400-s25")"
-kdrestore package "$RUNS/ship-denoise-gray-blind" --name denoise-gray-blind --half --competes-with dncnn-s25 \
-  --recipe configs/ship/denoise-gray-blind.yaml --test denoise/Set12 --sigma 15 25 50 --force
 
 # 1b. denoise-gray-fast: MDRN on 2x2 pixel-unshuffled input, one HMDS stage from scratch.
 train configs/ship/denoise-gray-fast.yaml ship-denoise-gray-fast
@@ -45,6 +43,12 @@ train configs/ship/denoise-gray-s25.yaml ship-denoise-gray-s25 --set "model.weig
 kdrestore package "$RUNS/ship-denoise-gray-s25" --name denoise-gray-s25 --half --competes-with dncnn-s25 \
   --recipe configs/ship/denoise-gray-s25.yaml --test denoise/Set12 --sigma 25 --force
 
+# 1d. denoise-gray-blind: the shipped sigma-25 RepDN 64 x 12 (denoise-gray-s25, as its card's lineage made it) taught
+#     every level, L1 on sigma in [0, 55], 60 minutes; it replaced the MDRN of step 1.
+train configs/denoise/repdn-blind-deep.yaml ship-denoise-gray-blind-repdn --set model.init_from=denoise-gray-s25
+kdrestore package "$RUNS/ship-denoise-gray-blind-repdn" --name denoise-gray-blind --half --competes-with dncnn-s25 \
+  --recipe configs/denoise/repdn-blind-deep.yaml --test denoise/Set12 --sigma 15 25 50 --force
+
 # 2. denoise-color: MDRN-RGB from scratch, HMDS with three FFDNet-RGB level teachers on blind noise, then
 #    continued from those weights for 65 minutes on the batched pipeline (a warm restart, lineage in the card).
 train configs/ship/denoise-color.yaml ship-denoise-color
@@ -54,17 +58,21 @@ train configs/ship/denoise-color.yaml ship-denoise-color-cont --set "model.init_
 kdrestore package "$RUNS/ship-denoise-color-cont" --name denoise-color --half --competes-with ffdnet-rgb \
   --recipe configs/ship/denoise-color.yaml --test denoise/CBSD68 --sigma 15 25 50 --force
 
-# 3. derain-small: MSResNet-tiny distilled from PReNet6 (output + contrastive) on synthetic heavy rain.
-train configs/ship/derain-small.yaml ship-derain-small
-kdrestore package "$RUNS/ship-derain-small" --name derain-small --competes-with prenet6 \
-  --recipe configs/ship/derain-small.yaml --test derain/Rain100H --force
-
-# 3b. derain-light: NAFNet-tiny from scratch on the Rain100L training pairs (the last 20 held out: they validate
-#     and are the card's and the ship bench's score; Rain100L's test set is not in the data), 40 minutes.
-#     (The MSResNet-tiny it replaced: configs/ship/derain-light-msresnet.yaml, from step 3's weights.)
+# 3. derain-light: NAFNet-tiny from scratch on the Rain100L training pairs (the last 20 held out: they validate
+#    and are the card's and the ship bench's score; Rain100L's test set is not in the data), 40 minutes, then a
+#    60-minute warm restart at lr 5e-4. (The MSResNet-tiny it replaced: configs/ship/derain-light-msresnet.yaml.)
 train configs/ship/derain-light.yaml ship-derain-light
-kdrestore package "$RUNS/ship-derain-light" --name derain-light --half --competes-with prenet6-rain100l \
+train configs/ship/derain-light.yaml ship-derain-light-cont --set "model.init_from=$RUNS/ship-derain-light" \
+  --set train.time_budget=60m --set optim.lr=5e-4
+kdrestore package "$RUNS/ship-derain-light-cont" --name derain-light --half --competes-with prenet6-rain100l \
   --recipe configs/ship/derain-light.yaml --test train/Rain100L-train --test-holdout 20 --force
+
+# 3b. derain-small: the light-rain NAFNet-tiny continued on heavy rain composed from the real streak layers of the
+#     Rain100L pairs over BSDS500-train photos, 60 minutes. (The MSResNet-tiny it replaced, distilled from PReNet6
+#     on parametric rain: configs/ship/derain-small-msresnet.yaml.)
+train configs/derain/nafnet-tiny-streaks.yaml ship-derain-small --set "model.init_from=$RUNS/ship-derain-light-cont"
+kdrestore package "$RUNS/ship-derain-small" --name derain-small --half --competes-with prenet6 \
+  --recipe configs/derain/nafnet-tiny-streaks.yaml --test derain/Rain100H --force
 
 # 4. dehaze-small: tinydehaze, SPDD (self-parameter distillation) on synthetic haze over BSDS500, then
 #    continued on RESIDE-ITS haze over NYU-Depth-v2 scenes with their measured depth (issue 16).

@@ -34,7 +34,7 @@ def data(data_dir, monkeypatch):
 
 def test_deraining_on_the_rain100_test_scenes_is_stopped_naming_the_matches(data):
     scenes = data / "train" / "BSDS500-rain100-test-scenes"
-    cfg = load_config(REPO / "configs" / "ship" / "derain-small.yaml",
+    cfg = load_config(REPO / "configs" / "derain" / "nafnet-tiny-streaks.yaml",
                       [f"data.train.path={scenes}", "data.train.holdout=null"])
     with pytest.raises(LeakError) as err:
         leak_guard(cfg, what="kdrestore train", quiet=True)

@@ -65,9 +65,10 @@ def build_dataset(cfg: DatasetConfig, task: str, *, train: bool, seed: int) -> D
                               augment=augment, limit=cfg.limit, seed=seed, where=section)
     elif cfg.kind == "synth":
         name, defaults = degradation_of(cfg, task)
-        ds = SynthDataset(holdout_split(clean_sources(cfg, section), cfg.holdout, part, section), name,
-                          resolve_streaks(name, {**defaults, **cfg.params}, part, section), mode=cfg.mode or "rgb", crop=cfg.crop, augment=augment,
-                          limit=cfg.limit, seed=seed, fixed=not train, context=cfg.context)
+        params = resolve_streaks(name, {**defaults, **cfg.params}, part, section)  # rain-streaks: its layer bank
+        ds = SynthDataset(holdout_split(clean_sources(cfg, section), cfg.holdout, part, section), name, params,
+                          mode=cfg.mode or "rgb", crop=cfg.crop, augment=augment, limit=cfg.limit, seed=seed,
+                          fixed=not train, context=cfg.context)
     elif cfg.kind == "tasks":  # TRNR: N-frequency-K-shot tasks over clustered patches (data/episodes.py)
         from ..data.episodes import TaskDataset
 

@@ -12,7 +12,8 @@ Calibration sweeps (:data:`SWEEPS`):
   ``dehaze/SOTS-indoor-50``; depth per image normalised or in metres, beta ranges around RESIDE's.
 * ``derain-heavy``: the ``rain-heavy`` synthesis on the held-out BSDS500-train photos (the last 13) against
   ``derain/Rain100H`` (Y channel); streak density, brightness and veil around the preset; and ``rain-streaks``
-  (real streak layers of the held-out Rain100L-train pairs composed on the same photos): layers, scale, gain.
+  (real streak layers of the held-out Rain100L-train pairs composed on the same photos): layers, scale, stretch,
+  gain.
 * ``derain-light``: the ``rain-light`` synthesis on the same photos against the held-out Rain100L-train pairs
   (the last 20; Rain100L's test set is not in the data).
 
@@ -74,8 +75,8 @@ RAIN_HEAVY_SWEEP: list[dict[str, Any]] = [
     {**_LONG_THIN, "veil": [0.2, 0.35], "density": [0.0006, 0.002], "n_layers": [2, 4]},
     {**_LONG_THIN, "length": [80.0, 200.0], "veil": [0.1, 0.3], "density": [0.0003, 0.001], "n_layers": [2, 4]},
     # real streak layers (kdrestore.degrade.streaks: the rain of the held-out Rain100L-train pairs, composed in
-    # several layers, magnified, brightened and mirrored), no veil: a veil costs PReNet6 4 dB on them (scratch
-    # probe, 2026-12-03)
+    # several layers, magnified or lengthened, brightened and mirrored), no veil: a veil cost PReNet6 4 dB on them
+    # (scratch probe, 2026-12-03)
     *({"degradation": "rain-streaks", **p} for p in (
         {"n_layers": [3, 5], "scale": [1.0, 1.5], "gain": [1.0, 1.5]},
         {"n_layers": [3, 5], "scale": [1.0, 1.5], "gain": [1.5, 2.5]},
