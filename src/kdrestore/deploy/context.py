@@ -15,8 +15,8 @@
   :data:`PEAK_FACTOR`, estimates the peak working memory of one model call per input pixel (the
   concatenations, residuals and allocator slack that hooks do not see). Measured on this project's
   CPU machine (fresh process, ``/proc/self/status`` VmHWM, 1024 x 1024 input): peak / largest
-  module output = 13.0 (dehaze-small), 10.0 (derain-small), 12.1 (denoise-gray-blind,
-  denoise-color), 13.9 (denoise-gray-fast); 16 covers them with a margin.
+  module output = 13.0 (dehaze-small), 10.0 (MSResNet-tiny, the derain-small of then), 12.1 (MDRN, the
+  denoise-gray-blind of then, and denoise-color), 13.9 (denoise-gray-fast); 16 covers them with a margin.
 """
 from __future__ import annotations
 
