@@ -185,6 +185,8 @@ def _streak_bank(layers: Any, device: torch.device) -> Tensor:
             raise ValueError("layers: a non-empty bank of H x W streak layers is needed")
         h, w = min(layer.shape[0] for layer in layers), min(layer.shape[1] for layer in layers)
         bank = torch.stack([torch.as_tensor(layer[:h, :w], dtype=torch.float32) for layer in layers])
+        while len(_STREAK_BANKS) >= 4:  # a training run uses one bank; tests and notebooks may make several
+            _STREAK_BANKS.pop(next(iter(_STREAK_BANKS)))
         _STREAK_BANKS[key] = (layers, bank[:, None].to(device))
     return _STREAK_BANKS[key][1]
 
