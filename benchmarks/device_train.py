@@ -71,19 +71,23 @@ def train_command(name: str, job: Path, out: Path, budget: str, batch: int, devi
 def missing_folders(names: list[str], job: Path) -> list[str]:
     """``student: section.path`` for every data folder a student's recipe reads that the job does not hold."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from pack_data import recipe_on  # benchmarks/pack_data.py: a recipe read against another data root
+    from pack_data import data_root  # benchmarks/pack_data.py: ${KDRESTORE_DATA} pointed elsewhere for a block
+
+    from kdrestore.config import load_config
+    from kdrestore.data.streaks import streak_source
 
     missing = []
     for name in names:
-        cfg = recipe_on(ROOT / STUDENTS[name][0], (job / "data").resolve())
-        for section, ds in (("data.train", cfg.data.train), ("data.val", cfg.data.val)):
-            if ds is not None and ds.path is not None and not Path(ds.path).is_dir():
-                missing.append(f"{name}: {section}.path {ds.path}")
-            streaks = ds.params.get("streaks") if ds is not None else None  # rain-streaks: the pairs of its layers
-            if isinstance(streaks, str):
-                folder = streaks.replace("${KDRESTORE_DATA}", str((job / "data").resolve()))
-                if not Path(folder).is_dir():
-                    missing.append(f"{name}: {section}.params.streaks {folder}")
+        with data_root((job / "data").resolve()):
+            cfg = load_config(ROOT / STUDENTS[name][0])
+            for section, ds in (("data.train", cfg.data.train), ("data.val", cfg.data.val)):
+                if ds is None:
+                    continue
+                if ds.path is not None and not Path(ds.path).is_dir():
+                    missing.append(f"{name}: {section}.path {ds.path}")
+                streaks = streak_source(ds.degradation, ds.params, section)  # rain-streaks: the pairs of its layers
+                if streaks is not None and not Path(streaks[0]).is_dir():
+                    missing.append(f"{name}: {section}.params.streaks {streaks[0]}")
     return missing
 
 

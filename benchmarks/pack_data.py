@@ -24,7 +24,8 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Sequence, TypeVar
+from contextlib import contextmanager
+from typing import Iterator, Sequence, TypeVar
 
 from kdrestore.config import RunConfig, load_config
 from kdrestore.data import find_pairs, list_images
@@ -41,17 +42,24 @@ HOLDOUT_FROM = {RAIN100L: "configs/derain/nafnet-tiny-rain100l.yaml", NYU: "conf
 T = TypeVar("T")
 
 
-def recipe_on(recipe: Path, data: Path) -> RunConfig:
-    """The recipe read with its ``${KDRESTORE_DATA}`` paths under ``data`` (the environment is left as it was)."""
+@contextmanager
+def data_root(data: Path) -> Iterator[None]:
+    """``${KDRESTORE_DATA}`` set to ``data`` inside the block (the environment is left as it was)."""
     before = os.environ.get("KDRESTORE_DATA")
     os.environ["KDRESTORE_DATA"] = str(data)
     try:
-        return load_config(recipe)
+        yield
     finally:
         if before is None:
             os.environ.pop("KDRESTORE_DATA")
         else:
             os.environ["KDRESTORE_DATA"] = before
+
+
+def recipe_on(recipe: Path, data: Path) -> RunConfig:
+    """The recipe read with its ``${KDRESTORE_DATA}`` paths under ``data``."""
+    with data_root(data):
+        return load_config(recipe)
 
 
 def held_out(folder: str, data: Path) -> int:

@@ -17,11 +17,11 @@ from typing import Any, Sequence
 from ..config import DatasetConfig, RunConfig
 from ..errors import KdrestoreError
 from ..fsutil import atomic_write_json
-from ..recipe import ConfigError, expand_env
 from ..rundir.layout import LEAK_CHECK_FILE
 from .holdout import Part
 from .leaks import THRESHOLD, ImageSet, LeakReport, find_leaks, image_set
 from .leaks import relative as _label
+from .streaks import streak_source
 from .thumbs import FEATURE, SCALES, SIDE
 
 # the benchmark test set a task's numbers are reported on, by the recipe's channels
@@ -93,12 +93,12 @@ def section_sets(ds: DatasetConfig, *, part: Part, where: str, root: Path | None
     try:
         sets = [image_set(ds.path, label=f"{where}: {_label(ds.path, root)}", rule=rule, holdout=ds.holdout,
                           part=part, limit=limit, where=where, pairs_first=ds.kind == "paired")]
-        streaks = ds.params.get("streaks") if ds.kind == "synth" and ds.degradation == "rain-streaks" else None
-        if isinstance(streaks, str):  # only their rain is composed in, but their photos are checked all the same
-            folder = expand_env(streaks, f"{where}.params.streaks")
+        streaks = streak_source(ds.degradation, ds.params, where) if ds.kind == "synth" else None
+        if streaks is not None:  # only their rain is composed in, but their photos are checked all the same
+            folder, holdout = streaks
             sets.append(image_set(folder, label=f"{where}.params.streaks: {_label(folder, root)}",
-                                  holdout=ds.params.get("streaks_holdout"), part=part, where=where, pairs_first=True))
-    except (KdrestoreError, ConfigError) as exc:
+                                  holdout=holdout, part=part, where=where, pairs_first=True))
+    except KdrestoreError as exc:
         raise KdrestoreError(str(exc) if str(exc).startswith(where) else f"{where}: {exc}") from exc
     return sets, []
 

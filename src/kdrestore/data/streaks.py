@@ -51,24 +51,31 @@ def streak_bank(folder: str | os.PathLike[str], holdout: int | None, part: Part,
     return _bank(str(path.resolve()), holdout, part, where)
 
 
-def resolve_streaks(degradation: str, params: Mapping[str, Any], part: Part, where: str) -> dict[str, Any]:
-    """``params`` with ``streaks`` (a folder) replaced by the loaded ``layers`` for ``rain-streaks``; as is otherwise."""
-    out = dict(params)
+def streak_source(degradation: str | None, params: Mapping[str, Any], where: str) -> tuple[str, int | None] | None:
+    """``(folder, streaks_holdout)`` that a ``rain-streaks`` section's params name (environment expanded), None for
+    another degradation; a missing or malformed field is an error naming it."""
     if degradation != "rain-streaks":
-        extra = [k for k in STREAK_KEYS if k in out]
+        extra = [k for k in STREAK_KEYS if k in params]
         if extra:
             raise KdrestoreError(f"{where}.params.{extra[0]} applies to the rain-streaks degradation, not {degradation}")
-        return out
-    folder = out.pop("streaks", None)
-    holdout = out.pop("streaks_holdout", None)
+        return None
+    folder, holdout = params.get("streaks"), params.get("streaks_holdout")
     if not isinstance(folder, str):
         raise KdrestoreError(f"{where}.params.streaks: rain-streaks needs the folder of rain pairs its layers come "
                              f"from (e.g. \"${{KDRESTORE_DATA}}/train/Rain100L-train\"), got {folder!r}")
     if holdout is not None and (isinstance(holdout, bool) or not isinstance(holdout, int)):
         raise KdrestoreError(f"{where}.params.streaks_holdout must be a whole number of pairs, got {holdout!r}")
     try:
-        folder = expand_env(folder, f"{where}.params.streaks")
+        return expand_env(folder, f"{where}.params.streaks"), holdout
     except ConfigError as exc:
         raise KdrestoreError(str(exc)) from exc
-    out["layers"] = streak_bank(folder, holdout, part, where)
+
+
+def resolve_streaks(degradation: str, params: Mapping[str, Any], part: Part, where: str) -> dict[str, Any]:
+    """``params`` with ``streaks`` (a folder) replaced by the loaded ``layers`` for ``rain-streaks``; as is otherwise."""
+    source = streak_source(degradation, params, where)
+    if source is None:
+        return dict(params)
+    out = {k: v for k, v in params.items() if k not in STREAK_KEYS}
+    out["layers"] = streak_bank(source[0], source[1], part, where)
     return out
