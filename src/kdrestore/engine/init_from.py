@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from ..errors import KdrestoreError
 from ..fsutil import atomic_write_json
 from ..models.shipped import PRETRAINED_DIR, card_weights, read_card
-from ..models.weights import compare_state_dict, converted_for, read_state_dict
+from ..models.weights import compare_state_dict, converted_for, grow_hint, read_state_dict
 from ..rundir import LINEAGE_FILE, RunDir
 
 
@@ -55,7 +55,7 @@ def init_model(model: nn.Module, source: str, run_dir: Path, write: bool = True)
     report = compare_state_dict(model, sd, source)
     if not report.ok:
         raise KdrestoreError(f"model.init_from: the weights of '{source}' do not fit {type(model).__name__}: "
-                             f"{report.describe()}")
+                             f"{report.describe()}{grow_hint(model, report)}")
     model.load_state_dict({k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}, strict=False)
     lineage = [*chain, record]
     if write:

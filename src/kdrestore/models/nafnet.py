@@ -15,14 +15,20 @@ state dicts are expected to load unchanged (not checked against released weights
 Paper configs: SIDD width 32, enc [2,2,4,8], middle 12, dec [2,2,2,2]; GoPro width 32, enc [1,1,1,28],
 middle 1, dec [1,1,1,1]. Our ``nafnet`` default is a lighter width 32, enc [1,1,1,8], middle 1,
 dec [1,1,1,1]; pass ``enc_blocks`` etc. for the paper's. Inputs are padded to ``2 ** len(enc_blocks)``.
+
+Growing (ours): with ``init_grow=True`` a checkpoint with fewer blocks in a level (encoder, middle or
+decoder) loads into a deeper model; each missing block is appended at the end of its level with its fresh
+weights, whose zero ``beta``/``gamma`` make it the identity, so the grown network starts as the same function.
 """
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
+from ..errors import KdrestoreError
 from .common import crop_to, pad_to_multiple
 from .registry import register_model
 
@@ -79,6 +85,9 @@ class NAFBlock(nn.Module):
         return y + self.conv5(self.sg(self.conv4(self.norm2(y)))) * self.gamma
 
 
+_BLOCK_KEY = re.compile(r"^(?P<level>encoders\.\d+|middle_blks|decoders\.\d+)\.(?P<block>\d+)\.")
+
+
 def _blocks(c: int, n: int) -> nn.Sequential:
     return nn.Sequential(*[NAFBlock(c) for _ in range(n)])
 
@@ -87,8 +96,9 @@ class NAFNet(nn.Module):
     """NAFNet U-Net; ``out = x + ending(decoder features)``."""
 
     def __init__(self, in_channels: int = 3, width: int = 32, enc_blocks: Sequence[int] = (1, 1, 1, 8),
-                 middle_blocks: int = 1, dec_blocks: Sequence[int] = (1, 1, 1, 1)) -> None:
+                 middle_blocks: int = 1, dec_blocks: Sequence[int] = (1, 1, 1, 1), init_grow: bool = False) -> None:
         super().__init__()
+        self.init_grow = bool(init_grow)
         if len(enc_blocks) != len(dec_blocks):
             raise ValueError("enc_blocks and dec_blocks must have the same length")
         self.multiple = 2 ** len(enc_blocks)
@@ -123,16 +133,41 @@ class NAFNet(nn.Module):
             f = dec(up(f) + skip)
         return crop_to(xp + self.ending(f), size)
 
+    def convert_state_dict(self, sd: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``sd`` unchanged, or with ``init_grow`` a checkpoint of fewer blocks per level completed with
+        identity blocks (this model's fresh weights: zero ``beta``/``gamma``) appended to each level."""
+        if not self.init_grow:
+            return sd
+        own = self.state_dict()
+        counts: dict[str, int] = {}
+        for k in sd:
+            m = _BLOCK_KEY.match(k)
+            if m:
+                counts[m["level"]] = max(counts.get(m["level"], 0), int(m["block"]) + 1)
+        out = dict(sd)
+        for k, v in own.items():
+            m = _BLOCK_KEY.match(k)
+            if k in sd or not m:
+                continue
+            have = counts.get(m["level"], 0)
+            if have == 0:
+                raise KdrestoreError(f"nafnet init_grow: the checkpoint has no blocks in {m['level']}; growing "
+                                     "appends blocks to levels the checkpoint already has")
+            if int(m["block"]) < have:
+                continue  # a key missing inside an existing block stays missing (reported by the loader)
+            out[k] = v.clone()
+        return out
+
 
 @register_model("nafnet", task="any", family="teacher", channels=3, published=_PUBLISHED)
 def nafnet(in_channels: int = 3, width: int = 32, enc_blocks: Sequence[int] = (1, 1, 1, 8),
-           middle_blocks: int = 1, dec_blocks: Sequence[int] = (1, 1, 1, 1)) -> NAFNet:
+           middle_blocks: int = 1, dec_blocks: Sequence[int] = (1, 1, 1, 1), init_grow: bool = False) -> NAFNet:
     """NAFNet teacher, width 32, enc [1,1,1,8], middle 1, dec [1,1,1,1]."""
-    return NAFNet(in_channels, width, enc_blocks, middle_blocks, dec_blocks)
+    return NAFNet(in_channels, width, enc_blocks, middle_blocks, dec_blocks, init_grow)
 
 
 @register_model("nafnet-tiny", task="any", family="teacher", channels=3, published=_PUBLISHED)
 def nafnet_tiny(in_channels: int = 3, width: int = 16, enc_blocks: Sequence[int] = (1, 1, 1),
-                middle_blocks: int = 1, dec_blocks: Sequence[int] = (1, 1, 1)) -> NAFNet:
+                middle_blocks: int = 1, dec_blocks: Sequence[int] = (1, 1, 1), init_grow: bool = False) -> NAFNet:
     """CPU-sized NAFNet teacher, width 16, enc [1,1,1], middle 1, dec [1,1,1]."""
-    return NAFNet(in_channels, width, enc_blocks, middle_blocks, dec_blocks)
+    return NAFNet(in_channels, width, enc_blocks, middle_blocks, dec_blocks, init_grow)

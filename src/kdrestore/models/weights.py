@@ -77,6 +77,14 @@ def compare_state_dict(model: nn.Module, sd: dict[str, Tensor], path: str = "") 
     return report
 
 
+def grow_hint(model: nn.Module, report: LoadReport) -> str:
+    """A pointer to ``model.args.init_grow`` when a model that can grow misses keys (a shallower checkpoint)."""
+    if report.missing and getattr(model, "init_grow", None) is False:
+        return ("; a shallower checkpoint of this architecture loads with model.args.init_grow: true "
+                "(the added blocks start as the identity)")
+    return ""
+
+
 def converted_for(model: nn.Module, sd: dict[str, Tensor]) -> dict[str, Tensor]:
     """``sd`` mapped onto ``model``'s own key names and form by its ``convert_state_dict`` (unchanged without one)."""
     convert = getattr(model, "convert_state_dict", None)
@@ -93,7 +101,8 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = 
     sd = converted_for(model, read_state_dict(path))
     report = compare_state_dict(model, sd, str(path))
     if strict and not report.ok:
-        raise WeightsError(f"weights {path} do not fit {type(model).__name__}: {report.describe()}")
+        raise WeightsError(f"weights {path} do not fit {type(model).__name__}: {report.describe()}"
+                           f"{grow_hint(model, report)}")
     own = model.state_dict()
     usable = {k: v for k, v in sd.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
     model.load_state_dict(usable, strict=False)
