@@ -44,9 +44,16 @@ kdrestore package "$RUNS/ship-denoise-gray-s25" --name denoise-gray-s25 --half -
   --recipe configs/ship/denoise-gray-s25.yaml --test denoise/Set12 --sigma 25 --force
 
 # 1d. denoise-gray-blind: the shipped sigma-25 RepDN 64 x 12 (denoise-gray-s25, as its card's lineage made it) taught
-#     every level, L1 on sigma in [0, 55], 60 minutes; it replaced the MDRN of step 1.
+#     every level, L1 on sigma in [0, 55], 60 minutes; it replaced the MDRN of step 1. Then 70 minutes of kd from
+#     FFDNet-gray fed each sample's sigma (+ L1) and 40 minutes of kd-qat (float and fake-quantised steps alternate).
 train configs/denoise/repdn-blind-deep.yaml ship-denoise-gray-blind-repdn --set model.init_from=denoise-gray-s25
-kdrestore package "$RUNS/ship-denoise-gray-blind-repdn" --name denoise-gray-blind --half --competes-with dncnn-s25 \
+gray_teacher=(--set 'distill.teachers=[{name: ffdnet-gray, sigma_from_batch: true}]' --set 'distill.output={weight: 1.0}')
+train configs/denoise/repdn-blind-deep.yaml ship-denoise-gray-blind-kd --set model.init_from="$RUNS/ship-denoise-gray-blind-repdn" \
+  --set train.time_budget=70m --set distill.method=kd "${gray_teacher[@]}" --set optim.lr=1.5e-4
+train configs/denoise/repdn-blind-deep.yaml ship-denoise-gray-blind-qat --set model.init_from="$RUNS/ship-denoise-gray-blind-kd" \
+  --set train.time_budget=40m --set distill.method=kd-qat --set distill.options.qat_start=1 \
+  --set distill.options.float_share=0.5 "${gray_teacher[@]}" --set optim.lr=1e-4
+kdrestore package "$RUNS/ship-denoise-gray-blind-qat" --name denoise-gray-blind --half --competes-with dncnn-s25 \
   --recipe configs/denoise/repdn-blind-deep.yaml --test denoise/Set12 --sigma 15 25 50 --force
 
 # 2. denoise-color: MDRN-RGB from scratch, HMDS with three FFDNet-RGB level teachers on blind noise, then

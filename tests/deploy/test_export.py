@@ -132,3 +132,22 @@ def test_dynamic_quantization_fallback_says_why(monkeypatch, tmp_path):
     result = quantize_int8(fp32, tmp_path / "m.int8.onnx", [np.random.default_rng(0).random((32, 32, 1))])
     assert result.mode == "dynamic" and "unsupported op" in result.note
     assert onnx_parity(model, result.path, sizes=[(33, 45)]).max_diff < 0.05
+
+
+def _noise_levels(inputs: list, clean: list) -> list[float]:
+    return [float(np.std(x.astype(np.float64) - c) * 255) for x, c in zip(inputs, clean)]
+
+
+def test_int8_calibration_follows_the_cards_training_noise():
+    """A blind denoiser is calibrated on the noise levels it was trained for, a sigma-25 one on sigma 25, and a
+    card trained on another degradation keeps the task's default."""
+    from kdrestore.deploy.export import builtin_samples, calibration_inputs
+
+    clean = [s["target"].numpy().transpose(1, 2, 0) for s in builtin_samples("denoise", 1, "train", 8)]
+    blind = {"training": {"data": {"degradation": "awgn", "params": {"sigma": [0, 55]}}}}
+    other = {"training": {"data": {"degradation": "poisson-gaussian", "params": {"peak": 10}}}}
+    spread = _noise_levels(calibration_inputs("denoise", 1, blind, limit=8), clean)
+    assert max(spread) - min(spread) > 20  # levels drawn over 0-55, not all 25
+    for card in (None, other, {"notes": "no training record"}):
+        fixed = _noise_levels(calibration_inputs("denoise", 1, card, limit=8), clean)
+        assert all(20 < s < 26 for s in fixed), fixed  # sigma 25 (clipping at 0 and 1 takes a little)

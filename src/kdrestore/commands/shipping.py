@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..errors import KdrestoreError
 from .common import benchmark_root
@@ -79,8 +80,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         task = r.task if r.task in TASK_CONVENTIONS else None
         if not args.calibration and task is None:
             raise KdrestoreError("--int8 needs --calibration DIR (degraded images) or a --task")
-        calib = [args.calibration] if args.calibration else \
-            [s["input"].numpy().transpose(1, 2, 0) for s in ex.builtin_samples(task, r.channels, "train", 16)]
+        if args.calibration:
+            calib: list[Any] = [args.calibration]
+        else:  # built-in crops, degraded as the shipped student's card says it was trained
+            from ..models.shipped import PRETRAINED_DIR, read_card
+
+            card = read_card(PRETRAINED_DIR / r.card_name) if r.card_name else None
+            calib = ex.calibration_inputs(task, r.channels, card)
         int8_path = Path(args.int8_output or out.with_suffix(".int8.onnx"))
         q = ex.quantize_int8(out, int8_path, calib)
         print(f"wrote {q.path} ({q.mode}: {q.note}); {q.bytes_fp32:,} -> {q.bytes_int8:,} bytes")

@@ -266,13 +266,31 @@ def int8_psnr_cost(fp32_onnx: PathLike, int8_onnx: PathLike, samples: Iterable[A
 
 
 def builtin_samples(task: str, channels: int, split: str = "test", limit: int = 4,
-                    crop: int = 128) -> list[dict[str, Any]]:
-    """Degraded/clean crops of the built-in images with ``task``'s default degradation (fixed seed)."""
+                    crop: int = 128, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Degraded/clean crops of the built-in images with ``task``'s default degradation (fixed seed);
+    ``params`` update the degradation's defaults (e.g. a blind denoiser's sigma range)."""
     from ..data.builtin import builtin_dataset
 
     try:
         ds = builtin_dataset(task, split, mode="gray" if channels == 1 else "rgb", crop=crop,  # type: ignore[arg-type]
-                             limit=limit, fixed=True)
+                             limit=limit, fixed=True, params=params)
     except (ValueError, FileNotFoundError) as exc:
         raise KdrestoreError(f"built-in {task} data unavailable: {exc}") from exc
     return [ds[i] for i in range(len(ds))]
+
+
+def calibration_inputs(task: str, channels: int, card: dict[str, Any] | None = None,
+                       limit: int = 16) -> list[np.ndarray]:
+    """Degraded built-in training crops (``H x W x C``) for INT8 calibration.
+
+    The task's default degradation, unless ``card`` (a shipped student's model card) says the student trained on
+    the same degradation with other parameters: then those (a blind denoiser's sigma 0-55 rather than 25), so
+    the observed activation ranges cover every input the student was made for.
+    """
+    from ..data.builtin import TASKS
+
+    data = ((card or {}).get("training") or {}).get("data") or {}
+    same = task in TASKS and data.get("degradation") == TASKS[task][0] and isinstance(data.get("params"), dict)
+    params = dict(data["params"]) if same else None
+    return [s["input"].numpy().transpose(1, 2, 0)
+            for s in builtin_samples(task, channels, "train", limit, params=params)]
