@@ -89,7 +89,14 @@ RAIN_HEAVY_SWEEP: list[dict[str, Any]] = [
         {"n_layers": [3, 5], "scale": 1.0, "stretch": [2.0, 4.0], "gain": [1.0, 2.0]},
         {"n_layers": [5, 8], "scale": 1.0, "stretch": [3.0, 5.0], "gain": [1.0, 2.0]},
         {"n_layers": [5, 8], "scale": 1.0, "stretch": [2.0, 4.0], "gain": [1.2, 2.2]},
-        {"n_layers": [6, 9], "scale": 1.0, "stretch": [3.0, 5.0], "gain": [1.0, 2.0]})),
+        {"n_layers": [6, 9], "scale": 1.0, "stretch": [3.0, 5.0], "gain": [1.0, 2.0]},
+        # between the best (4-7 layers, stretch 2-3) and the lighter 3-5 layers (2026-12-03, seventh session)
+        {"n_layers": [4, 6], "scale": 1.0, "stretch": [2.0, 3.0], "gain": [1.0, 2.0]},
+        {"n_layers": [3, 6], "scale": 1.0, "stretch": [2.0, 3.0], "gain": [1.0, 2.0]},
+        {"n_layers": [4, 6], "scale": 1.0, "stretch": [2.0, 4.0], "gain": [1.0, 2.0]},
+        {"n_layers": [3, 5], "scale": 1.0, "stretch": [2.0, 3.0], "gain": [1.0, 2.0]},
+        {"n_layers": [4, 7], "scale": 1.0, "stretch": [1.5, 2.5], "gain": [1.0, 2.0]},
+        {"n_layers": [4, 6], "scale": 1.0, "stretch": [2.0, 3.0], "gain": [1.2, 2.2]})),
 ]
 RAIN_LIGHT_SWEEP: list[dict[str, Any]] = [
     {},  # the rain-light preset (kdrestore.degrade.rain.RAIN100L)
