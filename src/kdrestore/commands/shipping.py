@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from ..errors import KdrestoreError
 from .common import benchmark_root
@@ -80,13 +79,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         task = r.task if r.task in TASK_CONVENTIONS else None
         if not args.calibration and task is None:
             raise KdrestoreError("--int8 needs --calibration DIR (degraded images) or a --task")
-        if args.calibration:
-            calib: list[Any] = [args.calibration]
-        else:  # built-in crops, degraded as the shipped student's card says it was trained
-            from ..models.shipped import PRETRAINED_DIR, read_card
-
-            card = read_card(PRETRAINED_DIR / r.card_name) if r.card_name else None
-            calib = ex.calibration_inputs(task, r.channels, card)
+        # built-in crops by default, degraded as the shipped student's card says it was trained
+        calib = [args.calibration] if args.calibration else ex.calibration_inputs(task, r.channels, r.card)
         int8_path = Path(args.int8_output or out.with_suffix(".int8.onnx"))
         q = ex.quantize_int8(out, int8_path, calib)
         print(f"wrote {q.path} ({q.mode}: {q.note}); {q.bytes_fp32:,} -> {q.bytes_int8:,} bytes")

@@ -63,6 +63,7 @@ class Restorer:
         self.max_memory_mb = float(max_memory_mb) if max_memory_mb else default_memory_mb()
         self._context: ModelContext | None = None
         self.card_name = ""  # the shipped name (e.g. "denoise-gray-blind") when loaded by it
+        self.card: dict[str, Any] = {}  # and its model card
         self.last_plan: TilePlan | None = None
         self.allow_color_conversion = allow_color_conversion
         self.color: Restorer | None = None  # restores the RGB images of a gray model, if set
@@ -260,7 +261,7 @@ def load(name_or_path: str | os.PathLike[str], device: str = "cpu", *,
     kw["task"] = task or spec.task
     restorer = Restorer(spec.model, channels=spec.channels, backend=backend, onnx_path=onnx, name=spec.name,
                         source=spec.source, **kw)  # type: ignore[arg-type]
-    restorer.card_name = text if spec.card else ""
+    restorer.card_name, restorer.card = (text if spec.card else ""), spec.card
     return restorer
 
 
