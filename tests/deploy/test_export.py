@@ -151,3 +151,41 @@ def test_int8_calibration_follows_the_cards_training_noise():
     for card in (None, other, {"notes": "no training record"}):
         fixed = _noise_levels(calibration_inputs("denoise", 1, card, limit=8), clean)
         assert all(20 < s < 26 for s in fixed), fixed  # sigma 25 (clipping at 0 and 1 takes a little)
+
+
+def _output_scale(path) -> float:
+    """The scale of the QuantizeLinear that quantizes the last convolution's output."""
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(path)).graph
+    inits = {i.name: i for i in g.initializer}
+    last_conv = [n for n in g.node if n.op_type == "Conv"][-1]
+    q = next(n for n in g.node if n.op_type == "QuantizeLinear" and n.input[0] == last_conv.output[0])
+    return float(numpy_helper.to_array(inits[q.input[1]]))
+
+
+def test_kd_qat_students_are_calibrated_as_their_observers_saw_training(tmp_path, monkeypatch):
+    """A kd-qat card gets batches of training-size crops and moving-average ranges (narrower than the min/max over
+    the same crops, as the fake-quantisation observers were); any other card keeps min/max calibration."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.chdir(tmp_path)
+    from kdrestore.deploy.export import ObserverCalibration, calibration_for, export_onnx, quantize_int8
+
+    qat = {"training": {"method": "kd-qat", "crop": 32, "batch_size": 4,
+                        "data": {"degradation": "awgn", "params": {"sigma": [0, 55]}}}}
+    plan = calibration_for("denoise", 1, qat)
+    assert isinstance(plan, ObserverCalibration) and len(plan.batches) == 100
+    assert all(b.shape == (4, 1, 32, 32) for b in plan.batches)
+    assert len({round(float(b.std()), 4) for b in plan.batches[:10]}) == 10  # fresh crops and noise per batch
+    assert isinstance(calibration_for("denoise", 1, {"training": {"method": "kd"}}), list)
+
+    model = build_model("repdn", width=8, depth=3).eval()
+    fp32 = export_onnx(model, tmp_path / "m.onnx", 1)
+    observed = quantize_int8(fp32, tmp_path / "obs.onnx", plan)
+    assert observed.mode == "static QDQ" and "moving-average" in observed.note
+    crops = [c.transpose(1, 2, 0) for b in plan.batches for c in b]
+    minmax = quantize_int8(fp32, tmp_path / "mm.onnx", crops, crop=32, limit=len(crops))
+    assert _output_scale(observed.path) < _output_scale(minmax.path)
+    with pytest.raises(KdrestoreError, match="observer calibration"):
+        quantize_int8(fp32, tmp_path / "bad.onnx", ObserverCalibration([np.zeros((2, 3, 8, 8), np.float32)]))

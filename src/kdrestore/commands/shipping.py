@@ -80,7 +80,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if not args.calibration and task is None:
             raise KdrestoreError("--int8 needs --calibration DIR (degraded images) or a --task")
         # built-in crops by default, degraded as the shipped student's card says it was trained
-        calib = [args.calibration] if args.calibration else ex.calibration_inputs(task, r.channels, r.card)
+        calib = [args.calibration] if args.calibration else ex.calibration_for(task, r.channels, r.card)
         int8_path = Path(args.int8_output or out.with_suffix(".int8.onnx"))
         q = ex.quantize_int8(out, int8_path, calib)
         print(f"wrote {q.path} ({q.mode}: {q.note}); {q.bytes_fp32:,} -> {q.bytes_int8:,} bytes")

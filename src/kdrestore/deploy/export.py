@@ -193,19 +193,45 @@ class QuantResult:
     bytes_int8: int = 0
 
 
-def quantize_int8(onnx_in: PathLike, onnx_out: PathLike, calibration_images: Iterable[Any], *,
+@dataclass
+class ObserverCalibration:
+    """Calibration as ``kd-qat``'s fake-quantisation observed its ranges while training
+    (:class:`kdrestore.models.fakequant.ActFakeQuant`): batches of training-size crops, each activation's range the
+    moving average of the per-batch min/max (onnxruntime's ``CalibMovingAverage``), not the min/max over all data.
+    The quantisation-aware weights learned to work within those narrower ranges."""
+
+    batches: list[np.ndarray]  # B x C x h x w float32
+    constant: float = 0.05  # moving-average constant (the first batch's weight is (1 - c) ** (n - 1))
+
+    def describe(self) -> str:
+        b = self.batches[0].shape
+        return (f"moving-average calibration (constant {self.constant:g}) on {len(self.batches)} batches of "
+                f"{b[0]} crops of {b[2]} px, as kd-qat observed its ranges")
+
+
+def quantize_int8(onnx_in: PathLike, onnx_out: PathLike,
+                  calibration_images: Iterable[Any] | ObserverCalibration, *,
                   crop: int = 128, limit: int = 16, per_channel: bool = True,
                   op_types: Sequence[str] | None = None) -> QuantResult:
     """INT8 quantization: static QDQ (MinMax calibration on ``calibration_images``, the model's
-    degraded inputs: files, folders or arrays; per-channel int8 weights, uint8 activations), falling
-    back to dynamic (weight-only) quantization, with the reason in ``note``, when static fails.
+    degraded inputs: files, folders or arrays; or an :class:`ObserverCalibration`; per-channel int8 weights, uint8
+    activations), falling back to dynamic (weight-only) quantization, with the reason in ``note``, when static fails.
     ``op_types``: quantize only these op types (e.g. ``["Conv"]``); default: all that onnxruntime can.
     """
     _require()
     from onnxruntime import quantization as q
 
     runner = OnnxModel(onnx_in)
-    data = _calibration_arrays(calibration_images, runner.channels, crop, limit)
+    observer = calibration_images if isinstance(calibration_images, ObserverCalibration) else None
+    if observer is not None:
+        if not observer.batches or any(b.ndim != 4 or b.shape[1] != runner.channels for b in observer.batches):
+            raise KdrestoreError(f"observer calibration: batches of N x {runner.channels} x H x W arrays expected")
+        data = [np.ascontiguousarray(b, np.float32) for b in observer.batches]
+        extra = {"CalibMovingAverage": True, "CalibMovingAverageConstant": observer.constant}
+        calib_note = observer.describe()
+    else:
+        data = _calibration_arrays(calibration_images, runner.channels, crop, limit)
+        extra, calib_note = {}, f"MinMax calibration on {len(data)} image(s)"
 
     class Reader(q.CalibrationDataReader):
         def __init__(self) -> None:
@@ -219,13 +245,14 @@ def quantize_int8(onnx_in: PathLike, onnx_out: PathLike, calibration_images: Ite
     with tempfile.TemporaryDirectory(prefix=".quant-", dir=dest.parent) as tmpdir:
         pre, tmp = Path(tmpdir) / "pre.onnx", Path(tmpdir) / "int8.onnx"
         _preprocess(q, Path(onnx_in), pre)
-        mode, note = "static QDQ", f"MinMax calibration on {len(data)} image(s), per-channel={per_channel}"
+        mode, note = "static QDQ", f"{calib_note}, per-channel={per_channel}"
         ops = list(op_types) if op_types else None
         logging.disable(logging.WARNING)  # onnxruntime.quantization logs advice on the root logger
         try:
             q.quantize_static(str(pre), str(tmp), Reader(), quant_format=q.QuantFormat.QDQ,
                               per_channel=per_channel, weight_type=q.QuantType.QInt8, op_types_to_quantize=ops,
-                              activation_type=q.QuantType.QUInt8, calibration_providers=["CPUExecutionProvider"])
+                              activation_type=q.QuantType.QUInt8, calibration_providers=["CPUExecutionProvider"],
+                              extra_options=extra)
             OnnxModel(tmp)(torch.from_numpy(data[0]))
         except Exception as exc:
             mode, note = "dynamic", f"static quantization failed ({type(exc).__name__}: {str(exc)[:200]})"
@@ -287,10 +314,44 @@ def calibration_inputs(task: str, channels: int, card: dict[str, Any] | None = N
     the same degradation with other parameters: then those (a blind denoiser's sigma 0-55 rather than 25), so
     the observed activation ranges cover every input the student was made for.
     """
+    return [s["input"].numpy().transpose(1, 2, 0)
+            for s in builtin_samples(task, channels, "train", limit, params=_training_params(task, card))]
+
+
+def _training_params(task: str, card: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The card's degradation parameters when it trained on ``task``'s own degradation, else None (defaults)."""
     from ..data.builtin import TASKS
 
     data = ((card or {}).get("training") or {}).get("data") or {}
     same = task in TASKS and data.get("degradation") == TASKS[task][0] and isinstance(data.get("params"), dict)
-    params = dict(data["params"]) if same else None
-    return [s["input"].numpy().transpose(1, 2, 0)
-            for s in builtin_samples(task, channels, "train", limit, params=params)]
+    return dict(data["params"]) if same else None
+
+
+def calibration_for(task: str, channels: int, card: dict[str, Any] | None = None
+                    ) -> list[np.ndarray] | ObserverCalibration:
+    """The INT8 calibration a shipped student should get: a ``kd-qat`` student (its card's ``training.method``)
+    the :class:`ObserverCalibration` of its training (crops of its training size and batch, degraded as it was
+    trained), any other the min/max of :func:`calibration_inputs`."""
+    training = (card or {}).get("training") or {}
+    if training.get("method") != "kd-qat":
+        return calibration_inputs(task, channels, card)
+    return observer_batches(task, channels, card, crop=int(training.get("crop") or 64),
+                            batch_size=int(training.get("batch_size") or 8))
+
+
+def observer_batches(task: str, channels: int, card: dict[str, Any] | None = None, *, batches: int = 100,
+                     batch_size: int = 8, crop: int = 64, seed: int = 0) -> ObserverCalibration:
+    """``batches`` batches of random ``crop``-pixel crops of the built-in training images, degraded as
+    :func:`calibration_inputs` says (fresh, reproducible draws per batch)."""
+    from ..data.builtin import builtin_dataset
+
+    ds = builtin_dataset(task, "train", mode="gray" if channels == 1 else "rgb", crop=crop,  # type: ignore[arg-type]
+                         params=_training_params(task, card), fixed=False, seed=seed)
+    crops: list[np.ndarray] = []
+    epoch = 0
+    while len(crops) < batches * batch_size:
+        ds.set_epoch(epoch)
+        crops += [ds[i]["input"].numpy() for i in range(len(ds))]
+        epoch += 1
+    stacked = np.stack(crops[:batches * batch_size]).astype(np.float32)
+    return ObserverCalibration([stacked[i:i + batch_size] for i in range(0, len(stacked), batch_size)])

@@ -132,13 +132,13 @@ def _score(model: nn.Module, name: str, target: ShipTarget, data_root: Path, cha
 def _onnx_versions(model: nn.Module, target: ShipTarget, folder: Path, threads: int | None
                    ) -> tuple[dict[str, Callable[..., Any]], dict[str, Any]]:
     """fp32 and int8 ONNX Runtime runners of the student (int8 calibrated on built-in training crops degraded as
-    the student was trained, :func:`~kdrestore.deploy.export.calibration_inputs`)."""
+    the student was trained, :func:`~kdrestore.deploy.export.calibration_for`)."""
     from ..deploy import export as ex
 
     fp32, int8 = folder / "model.onnx", folder / "model.int8.onnx"
     ex.export_onnx(model, fp32, target.channels)
     info: dict[str, Any] = {"parity_max_diff": ex.onnx_parity(model, fp32).max_diff}
-    q = ex.quantize_int8(fp32, int8, ex.calibration_inputs(target.task, target.channels, target.card))
+    q = ex.quantize_int8(fp32, int8, ex.calibration_for(target.task, target.channels, target.card))
     info.update(int8_mode=q.mode, int8_note=q.note, bytes_fp32=q.bytes_fp32, bytes_int8=q.bytes_int8)
     return {"onnx fp32": ex.OnnxModel(fp32, threads), "onnx int8": ex.OnnxModel(int8, threads)}, info
 
