@@ -25,6 +25,7 @@ REAL_SAMPLES = 100_000
 REAL_SEEDS = 2
 START, END = "<!-- verdicts:start -->", "<!-- verdicts:end -->"
 GPU_COMMAND = "bash benchmarks/evidence.sh"
+NO_ROWS = "no rows in the record"  # the bench ran, but not the rows of this claim (a partial --methods run)
 
 
 @dataclass
@@ -49,7 +50,7 @@ def _select(rows: list[dict[str, Any]], table: str, names: tuple[str, ...]) -> l
 
 def _verdict(helps: list[bool]) -> str:
     if not helps:
-        return "no rows in the record"
+        return NO_ROWS
     return "reproduced" if all(helps) else "partly" if any(helps) else "not reproduced at this budget"
 
 
@@ -105,7 +106,7 @@ def hmds_levels(rows: list[dict[str, Any]]) -> tuple[str, str]:
                 and r.get("gain") is not None]
         best[sigma] = max(cand, key=lambda r: r["gain"], default=None)
     if best["50"] is None:
-        return "no sigma-50 rows", "no rows in the record"
+        return "no sigma-50 rows", NO_ROWS
     text = "; ".join(f"sigma {s}: {_fmt(r)}: {r['verdict']}" for s, r in best.items() if r is not None)
     helps50 = best["50"]["verdict"] == "helps"
     larger = best["25"] is None or best["50"]["gain"] > best["25"]["gain"]
@@ -205,6 +206,9 @@ def verdict_rows(records: dict[str, dict[str, Any]]) -> list[tuple[str, str, str
             out.append((c.method, c.claim, c.setting, "not run yet", f"waits for a GPU run (`{GPU_COMMAND}`)"))
             continue
         result, verdict = c.judge(rec["rows"])
+        if verdict == NO_ROWS:
+            out.append((c.method, c.claim, c.setting, "not run yet", f"waits for a GPU run (`{GPU_COMMAND}`)"))
+            continue
         parts = rec.get("_records", [rec])
         budgets = "; ".join(dict.fromkeys(budget_text(r) for r in parts))
         setting = f"{c.setting}; {budgets} ({', '.join(rec.get('_files', []))})"

@@ -51,6 +51,17 @@ def test_verdicts_follow_the_spread_and_the_real_budget(verdicts, tmp_path):
     assert one["SPDD"][4].startswith("waits for a GPU run")
 
 
+def test_a_claim_whose_rows_the_record_lacks_is_not_run_yet(verdicts, tmp_path):
+    """A record of some rows of a bench (here the SPDD rows of bench methods) leaves the other claims of that
+    bench "not run yet", not judged on rows that were never trained."""
+    (tmp_path / "methods.json").write_text(json.dumps(record("methods", {
+        "alone": [20.0, 20.1], "spdd": [20.6, 20.7], "spdd-feature": [20.3, 20.5]})))
+    rows = {r[0]: r for r in verdicts.verdict_rows(verdicts.load_records(tmp_path))}
+    assert rows["SPDD"][4] == "reproduced"
+    for claim in ("KDDN", "MDRN + HMDS", "RSD"):
+        assert rows[claim][3] == "not run yet" and rows[claim][4].startswith("waits for a GPU run"), rows[claim]
+
+
 def test_trnr_partly_and_the_core_goal_needs_0_3_db(verdicts, tmp_path):
     trnr = record("trnr", {"ordinary": [25.0, 25.1], "trnr": [25.8, 25.9]}, table="trnr denoise: d", metric="s25",
                   reference="ordinary")
