@@ -68,6 +68,21 @@ def test_card_fields_and_their_errors(tmp_path):
         ship_target("nope", root)
 
 
+def test_card_sets_its_own_goal(tmp_path, tiny_data):
+    """bench.speedup / bench.psnr_margin replace the default goal (4x, -0.3 dB) for that student only."""
+    root = _ship_root(tmp_path, {"competes_with": ["nlm-denoise"], "bench": {"data": "denoise/tiny"}})
+    assert (ship_target("tiny-gray", root).speedup, ship_target("tiny-gray", root).psnr_margin) == (4.0, 0.3)
+    card = json.loads((root / "tiny-gray" / "card.json").read_text())
+    (root / "tiny-gray" / "card.json").write_text(json.dumps(
+        {**card, "bench": {"data": "denoise/tiny", "speedup": 0.0, "psnr_margin": 100.0}}))
+    res = bench_student(ship_target("tiny-gray", root), tiny_data, repeats=1, warmup=0, onnx=False)
+    assert res["goals"][0]["met"] and "throughput >= 0x, PSNR >= peer - 100 dB" in format_ship(res)
+    for bad in ({"speedup": "4x"}, {"psnr_margin": -1}, {"speedup": True}):
+        (root / "tiny-gray" / "card.json").write_text(json.dumps({**card, "bench": bad}))
+        with pytest.raises(KdrestoreError, match=f"card of 'tiny-gray': bench.{next(iter(bad))} must be"):
+            ship_target("tiny-gray", root)
+
+
 @pytest.fixture
 def tiny_data(tmp_path):
     folder = tmp_path / "data" / "denoise" / "tiny"

@@ -4,8 +4,9 @@ For every student: PSNR/SSIM on its task's test set under the published conventi
 and CPU latency / megapixels per second at a fixed input, timed round-robin with its peers and its
 own ONNX Runtime fp32 and int8 versions (so ratios are measured in the same run), then the goals:
 
-* the main peer (the card's ``competes_with``): throughput >= ``SPEEDUP_GOAL`` x the peer's and
-  PSNR >= the peer's minus ``PSNR_MARGIN`` dB;
+* the main peer (the card's ``competes_with``): throughput >= ``bench.speedup`` x the peer's (default
+  ``SPEEDUP_GOAL``) and PSNR >= the peer's minus ``bench.psnr_margin`` dB (default ``PSNR_MARGIN``): the goal
+  the student was set (a colour denoiser at FFDNet-RGB's speed, 1x; heavy rain within 1 dB of PReNet6);
 * the baselines (``bench.baselines``; AOD-Net and DCP for dehazing by default): ahead on both,
   higher PSNR and higher SSIM (their throughput ratio is reported too).
 
@@ -59,6 +60,8 @@ class ShipTarget:
     sigma: float = 25.0
     card: dict[str, Any] = field(default_factory=dict)
     holdout: int | None = None  # score only the last N pairs of test_set (a training set's held-out part)
+    speedup: float = SPEEDUP_GOAL  # the goal against the main peer: throughput ratio ...
+    psnr_margin: float = PSNR_MARGIN  # ... and PSNR at most this many dB below it
 
 
 def ship_target(name: str, root: Path | None = None) -> ShipTarget:
@@ -87,8 +90,14 @@ def ship_target(name: str, root: Path | None = None) -> ShipTarget:
     holdout = bench.get("holdout")
     if holdout is not None and (not isinstance(holdout, int) or isinstance(holdout, bool) or holdout < 1):
         raise KdrestoreError(f"{where}: bench.holdout must be a positive integer, got {holdout!r}")
+    goal = {}
+    for key, default in (("speedup", SPEEDUP_GOAL), ("psnr_margin", PSNR_MARGIN)):
+        value = bench.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+            raise KdrestoreError(f"{where}: bench.{key} must be a non-negative number, got {value!r}")
+        goal[key] = float(value)
     return ShipTarget(name, spec.model, str(spec.task), spec.channels, list(peers), str(test_set),
-                      float(bench.get("sigma", 25.0)), card, holdout)
+                      float(bench.get("sigma", 25.0)), card, holdout, **goal)
 
 
 def goal_checks(student: dict[str, Any], peers: list[dict[str, Any]], speedup: float = SPEEDUP_GOAL,
@@ -203,7 +212,7 @@ def bench_student(target: ShipTarget, data_root: Path, *, peers_dir: str | None 
     for name in ("onnx fp32", "onnx int8"):
         if name in onnx_info:
             onnx_info[name]["x_main_peer"] = onnx_info[name]["mp_s"] / main_mp_s
-    goals = goal_checks(rows[0], rows[1:])
+    goals = goal_checks(rows[0], rows[1:], target.speedup, target.psnr_margin)
     return {"student": target.name, "task": target.task, "channels": target.channels, "test_set": target.test_set,
             "sigma": target.sigma if target.task == "denoise" else None,
             "convention": TASK_CONVENTIONS[target.task].to_dict(), "input_shape": list(shape),
