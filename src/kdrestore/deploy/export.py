@@ -347,11 +347,13 @@ def observer_batches(task: str, channels: int, card: dict[str, Any] | None = Non
 
     ds = builtin_dataset(task, "train", mode="gray" if channels == 1 else "rgb", crop=crop,  # type: ignore[arg-type]
                          params=_training_params(task, card), fixed=False, seed=seed)
+    if len(ds) == 0:
+        raise KdrestoreError(f"built-in {task} training images: none to calibrate on")
     crops: list[np.ndarray] = []
     epoch = 0
     while len(crops) < batches * batch_size:
         ds.set_epoch(epoch)
-        crops += [ds[i]["input"].numpy() for i in range(len(ds))]
+        crops += [item["input"].numpy() for item in (ds[i] for i in range(len(ds))) if item is not None]
         epoch += 1
     stacked = np.stack(crops[:batches * batch_size]).astype(np.float32)
     return ObserverCalibration([stacked[i:i + batch_size] for i in range(0, len(stacked), batch_size)])

@@ -1,6 +1,7 @@
 """INT8 fake-quantisation for quantisation-aware training, matching the static QDQ export
 (:func:`kdrestore.deploy.export.quantize_int8`): int8 weights, symmetric per output channel; uint8
-activations, per tensor, over the observed min/max range (always holding 0), as MinMax calibration.
+activations, per tensor, over a moving average of the per-batch min/max (always holding 0); the export
+calibrates a kd-qat student the same way (:func:`kdrestore.deploy.export.calibration_for`).
 
 Gradients pass straight through inside the range (torch's fake-quantise ops). Off by default: a model
 that places :class:`ActFakeQuant` modules and reads ``fake_quant`` flags behaves exactly as without
