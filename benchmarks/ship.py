@@ -6,9 +6,10 @@
 Students, peers and the students' ONNX Runtime fp32/int8 versions are timed in one process, called in
 turn on one fixed input (256x256 gray, 320x480 RGB), median of --repeats calls after warm-up, with
 glibc told to keep freed memory (steadier CPU timings, see DESIGN.md). Ratios are measured in the same
-run. Goals: >= 4x the main peer's throughput with PSNR >= its PSNR - 0.3 dB, or the card's own (bench.speedup,
-bench.psnr_margin); ahead of the other peers (baselines) on both PSNR and SSIM. Scores are on each card's test set under the task's
-published convention (kdrestore.evaluate.metrics.TASK_CONVENTIONS).
+run. Goals: >= 4x the main peer's throughput with PSNR >= its PSNR - 0.3 dB, or the card's own
+(bench.speedup, bench.psnr_margin); ahead of the other peers (baselines) on both PSNR and SSIM. Scores
+are on each card's test set under the task's published convention
+(kdrestore.evaluate.metrics.TASK_CONVENTIONS).
 """
 from __future__ import annotations
 
