@@ -303,10 +303,10 @@ def test_adversarial_degradation_moves_the_parameters_inside_their_ranges_and_re
 
     cfg = df_config(labels=("haze",), adversarial_degradation=True, generator_lr=0.05)
     m, _ = method_with(cfg)
-    before = {k: float(v) for k, v in m.shift.offset.items()}
+    before = {k: float(v.detach()) for k, v in m.shift.offset.items()}
     stats = m.generator_step(0, 0)
     assert "shift_haze.beta" in stats and 0.6 < stats["shift_haze.beta"] < 1.8
-    assert any(float(v) != before[k] for k, v in m.shift.offset.items())  # the adversary moved them
+    assert any(float(v.detach()) != before[k] for k, v in m.shift.offset.items())  # the adversary moved them
     state = m.state_dict()
     other, _ = method_with(cfg)
     other.load_state_dict(state)
