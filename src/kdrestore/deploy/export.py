@@ -222,8 +222,8 @@ def quantize_int8(onnx_in: PathLike, onnx_out: PathLike,
     from onnxruntime import quantization as q
 
     runner = OnnxModel(onnx_in)
-    observer = calibration_images if isinstance(calibration_images, ObserverCalibration) else None
-    if observer is not None:
+    if isinstance(calibration_images, ObserverCalibration):
+        observer = calibration_images
         if not observer.batches or any(b.ndim != 4 or b.shape[1] != runner.channels for b in observer.batches):
             raise KdrestoreError(f"observer calibration: batches of N x {runner.channels} x H x W arrays expected")
         data = [np.ascontiguousarray(b, np.float32) for b in observer.batches]
@@ -355,5 +355,5 @@ def observer_batches(task: str, channels: int, card: dict[str, Any] | None = Non
         ds.set_epoch(epoch)
         crops += [item["input"].numpy() for item in (ds[i] for i in range(len(ds))) if item is not None]
         epoch += 1
-    stacked = np.stack(crops[:batches * batch_size]).astype(np.float32)
-    return ObserverCalibration([stacked[i:i + batch_size] for i in range(0, len(stacked), batch_size)])
+    return ObserverCalibration([np.stack(crops[i:i + batch_size]).astype(np.float32)
+                                for i in range(0, batches * batch_size, batch_size)])
