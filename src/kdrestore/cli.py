@@ -220,7 +220,14 @@ def add_package(sub: Any) -> None:
     p.add_argument("--competes-with", help="the peer this student is compared with (registry name)")
     p.add_argument("--recipe", help="the recipe file the run was trained with, for the card")
     p.add_argument("--dest", help="folder of pretrained models (default: the package's own)")
-    p.add_argument("--force", action="store_true", help="replace an existing model of that name")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing model of that name (its card's notes and ship-bench goals are kept)")
+    p.add_argument("--notes", help="how the weights were made, appended to the card's notes")
+    p.add_argument("--goal-speedup", type=float, metavar="X",
+                   help="ship-bench goal: throughput at least X times the main peer's (card bench.speedup; "
+                        "default 4 when no card sets it)")
+    p.add_argument("--goal-psnr-margin", type=float, metavar="DB",
+                   help="ship-bench goal: PSNR at most DB below the main peer's (card bench.psnr_margin; default 0.3)")
     p.add_argument("--allow-leaks", action="store_true", help=ALLOW_LEAKS + " (in the model card)")
     p.set_defaults(func=cmd_package)
 

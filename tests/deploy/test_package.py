@@ -69,6 +69,28 @@ def test_package_refuses_to_replace_without_force(finished_run, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # the replaced copy is gone too
 
 
+def test_replacing_keeps_the_cards_notes_and_goals(finished_run, tmp_path):
+    root, run = finished_run
+    kw = dict(data_root=root / "data", dest=tmp_path, force=True)
+    first = package_run(run, "m", ["denoise/tiny"], notes="step 1: L1.", speedup=1.0, **kw)
+    assert first["notes"] == "step 1: L1." and first["bench"] == {"speedup": 1.0}
+    card_file = tmp_path / "m" / "card.json"
+    old = json.loads(card_file.read_text())
+    old["bench"]["baselines"] = ["bm3d"]
+    card_file.write_text(json.dumps(old))
+    second = package_run(run, "m", ["denoise/tiny"], notes="step 2: kd.", psnr_margin=1.0, **kw)
+    assert second["notes"] == "step 1: L1.\n\nstep 2: kd."
+    assert second["bench"] == {"speedup": 1.0, "psnr_margin": 1.0, "baselines": ["bm3d"]}
+    third = package_run(run, "m", ["denoise/tiny"], speedup=2.5, **kw)  # a goal given replaces the kept one
+    assert third["bench"]["speedup"] == 2.5 and third["notes"] == second["notes"]
+    with pytest.raises(KdrestoreError, match="bench.psnr_margin must be a non-negative"):
+        package_run(run, "m", ["denoise/tiny"], psnr_margin=-0.5, **kw)
+    assert json.loads(card_file.read_text()) == third  # a refused call leaves the shipped card as it was
+    card_file.write_text("{not json")
+    with pytest.raises(KdrestoreError, match="card being replaced is unreadable"):
+        package_run(run, "m", ["denoise/tiny"], **kw)
+
+
 def test_package_command_and_bad_run(finished_run, tmp_path, capsys):
     root, run = finished_run
     code = main(["package", str(run), "--name", "cli", "--test", "denoise/tiny", "--data", str(root / "data"),
@@ -76,6 +98,10 @@ def test_package_command_and_bad_run(finished_run, tmp_path, capsys):
     assert code == 0 and "shipped 'cli'" in capsys.readouterr().out
     card = json.loads((tmp_path / "cli" / "card.json").read_text())
     assert card["command"].startswith("kdrestore package") and "--name cli" in card["command"]
+    code = main(["package", str(run), "--name", "cli", "--test", "denoise/tiny", "--data", str(root / "data"),
+                 "--dest", str(tmp_path), "--force", "--goal-speedup", "-1"])
+    assert code != 0 and "bench.speedup must be" in capsys.readouterr().err
+    assert json.loads((tmp_path / "cli" / "card.json").read_text()) == card  # the shipped card is untouched
     with pytest.raises(KdrestoreError, match="not a run directory"):
         package_run(tmp_path, "x", ["denoise/tiny"], data_root=root / "data", dest=tmp_path)
 

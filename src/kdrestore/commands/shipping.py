@@ -47,14 +47,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_package(args: argparse.Namespace) -> int:
     import shlex
 
-    from ..deploy.package import format_card_scores, package_run, run_leak_check
+    from ..deploy.package import check_goal, format_card_scores, package_run, run_leak_check
 
+    check_goal("speedup", args.goal_speedup)  # before the leak check's minutes
+    check_goal("psnr_margin", args.goal_psnr_margin)
     data = benchmark_root(args)
     leaks = run_leak_check(args.run, args.test, data_root=data, allow_leaks=args.allow_leaks, holdout=args.test_holdout)
     card = package_run(args.run, args.name, args.test, data_root=data, sigmas=args.sigma,
                        half=args.half, dest=args.dest, competes_with=args.competes_with, recipe=args.recipe,
                        force=args.force, command="kdrestore " + shlex.join(args.argv), progress=True,
-                       leak_check=leaks, holdout=args.test_holdout)
+                       leak_check=leaks, holdout=args.test_holdout, notes=args.notes,
+                       speedup=args.goal_speedup, psnr_margin=args.goal_psnr_margin)
     print(f"shipped '{args.name}': {card['model']} {card['params']:,} params, {card['dtype']}")
     print(format_card_scores(card))
     return 0

@@ -95,11 +95,38 @@ def run_leak_check(run_dir: str | os.PathLike[str], tests: list[str], *, data_ro
     return record
 
 
+HAND_SET_BENCH_KEYS = ("speedup", "psnr_margin", "baselines", "sigma")  # ship-bench fields no run records
+
+
+def _hand_set_fields(card_file: Path) -> dict[str, Any]:
+    """What a person wrote into the card being replaced and no run can regenerate: ``notes`` (the weights'
+    history) and the ship-bench goal fields. Empty when there is no card."""
+    if not card_file.is_file():
+        return {}
+    try:
+        old = json.loads(card_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise KdrestoreError(f"{card_file}: the card being replaced is unreadable ({e}); fix or remove it") from e
+    bench = old.get("bench") if isinstance(old.get("bench"), dict) else {}
+    kept: dict[str, Any] = {"bench": {k: bench[k] for k in HAND_SET_BENCH_KEYS if k in bench}}
+    if isinstance(old.get("notes"), str):
+        kept["notes"] = old["notes"]
+    return kept
+
+
+def check_goal(field: str, value: float | None) -> None:
+    """Refuse a ship-bench goal (``bench.speedup``, ``bench.psnr_margin``) that is not a finite number >= 0."""
+    if value is not None and not 0 <= value < float("inf"):
+        raise KdrestoreError(f"bench.{field} must be a non-negative finite number, got {value!r}")
+
+
 def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *, data_root: str | os.PathLike[str],
                 sigmas: list[float] | None = None, half: bool = False, dest: str | os.PathLike[str] | None = None,
                 competes_with: str | None = None, recipe: str | None = None, force: bool = False,
                 command: str | None = None, progress: bool = False,
-                leak_check: dict[str, Any] | None = None, holdout: int | None = None) -> dict[str, Any]:
+                leak_check: dict[str, Any] | None = None, holdout: int | None = None,
+                notes: str | None = None, speedup: float | None = None,
+                psnr_margin: float | None = None) -> dict[str, Any]:
     """Package ``run_dir``'s best checkpoint by validation (its last one when it validated never) as
     ``dest/name`` (default: the package's pretrained folder), with the run's lineage in the card.
 
@@ -107,6 +134,8 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
     scored once per sigma of ``sigmas``. ``holdout``: score only the last ``holdout`` images (pairs) of each
     (the held-out validation part of a training set without a public test set, e.g. Rain100L-train).
     ``leak_check``: the :func:`run_leak_check` entry for the card.
+    Replacing a model keeps what a person wrote into its card: ``notes`` (``notes`` given here is appended as
+    a new paragraph) and the ship-bench goal fields (``speedup`` / ``psnr_margin`` given here replace them).
     Returns the card that was written.
     """
     run, dest = RunDir(run_dir), Path(dest) if dest else shipped.PRETRAINED_DIR
@@ -126,6 +155,9 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
     target = dest / name
     if target.exists() and not force:
         raise KdrestoreError(f"{target} exists: pass --force to replace it")
+    check_goal("speedup", speedup)
+    check_goal("psnr_margin", psnr_margin)
+    kept = _hand_set_fields(target / "card.json")
 
     scores = []
     conv = TASK_CONVENTIONS[task]
@@ -157,8 +189,15 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
                    "(research use, the data set's terms) with teachers from published peer weights named under "
                    "training.teachers",
     }
+    bench = dict(kept.get("bench", {}))
+    bench.update({k: v for k, v in (("speedup", speedup), ("psnr_margin", psnr_margin)) if v is not None})
     if holdout:  # benchmarks/ship.py scores the same held-out part
-        card["bench"] = {"data": tests[0], "holdout": holdout}
+        bench.update({"data": tests[0], "holdout": holdout})
+    if bench:
+        card["bench"] = bench
+    written = [n for n in (kept.get("notes"), notes) if n]
+    if written:
+        card["notes"] = "\n\n".join(written)
     dest.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest))
     try:
