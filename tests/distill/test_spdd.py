@@ -114,7 +114,7 @@ def test_output_weight_zero_leaves_the_feature_term_alone():
     batch = {"input": torch.rand(4, 3, 16, 16), "target": torch.rand(4, 3, 16, 16)}
     m.begin_step(5)
     terms = m.losses(batch, m.forward(net, batch), 5)
-    assert float(terms["spdd_output"]) == 0.0 and float(terms["spdd_feature"]) > 0
+    assert float(terms["spdd_output"].detach()) == 0.0 and float(terms["spdd_feature"].detach()) > 0
 
 
 @pytest.mark.parametrize("snapshot", ["frozen", "ema"])
