@@ -162,10 +162,17 @@ CLAIMS = [
 ]
 
 
+def _merge(old: list[dict[str, Any]], new: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any]) -> list[dict[str, Any]]:
+    """``old`` entries whose key ``new`` does not have, then ``new``'s."""
+    have = {key(e) for e in new}
+    return [e for e in old if key(e) not in have] + new
+
+
 def load_records(folder: Path) -> dict[str, dict[str, Any]]:
-    """bench name -> its record; several files of one bench are merged (a table in two files: the newest
-    file's rows), keeping every file's budget so that a verdict needs all of them at the real budget. The
-    leak-check records a bench writes beside its record (``<record>.leak_check.json``) are not results."""
+    """bench name -> its record; several files of one bench are merged row by row (a row of a table in two
+    files: the newer file's, so a run of some rows adds to an earlier run of others), keeping every file's
+    budget so that a verdict needs all of them at the real budget. The leak-check records a bench writes
+    beside its record (``<record>.leak_check.json``) are not results."""
     records: dict[str, dict[str, Any]] = {}
     paths = [p for p in folder.glob("*.json") if not p.name.endswith(".leak_check.json")]  # a bench's leak record
     for path in sorted(paths, key=lambda p: p.stat().st_mtime):
@@ -176,9 +183,9 @@ def load_records(folder: Path) -> dict[str, dict[str, Any]]:
         data["_records"] = [data]
         old = records.get(data["bench"])
         if old is not None:
-            tables = {r["table"] for r in data["rows"]}
-            data["rows"] = [r for r in old["rows"] if r["table"] not in tables] + data["rows"]
-            data["teachers"] = [t for t in old.get("teachers", []) if t["table"] not in tables] + data["teachers"]
+            data["rows"] = _merge(old["rows"], data["rows"], lambda r: (r["table"], r["row"]))
+            data["teachers"] = _merge(old.get("teachers", []), data.get("teachers", []),
+                                      lambda t: (t["table"], t["teacher"]))
             data["_files"], data["_records"] = old["_files"] + [path.name], old["_records"] + [data]
         records[data["bench"]] = data
     return records

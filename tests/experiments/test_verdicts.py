@@ -103,3 +103,17 @@ def test_two_records_of_one_bench_are_merged_and_all_must_be_at_the_real_budget(
     assert {r["table"] for r in merged["rows"]} == {"methods dehaze: s", "methods denoise: m, Set12 sigma 50"}
     rows = {r[0]: r for r in verdicts.verdict_rows({"methods": merged})}
     assert "hmds-peer +0.60" in rows["MDRN + HMDS"][3] and rows["SPDD"][4].startswith("waits for a GPU run")
+
+
+def test_a_run_of_some_rows_adds_to_an_earlier_run_of_others(verdicts, tmp_path):
+    import os
+    first, second = tmp_path / "methods.json", tmp_path / "methods-kddn.json"
+    first.write_text(json.dumps(record("methods", {"alone": [20.0, 20.1], "spdd": [20.6, 20.7]})))
+    second.write_text(json.dumps(record("methods", {"alone": [20.0, 20.2], "kddn": [19.9, 20.3]})))
+    os.utime(first, (1, 1))  # the older file
+    merged = verdicts.load_records(tmp_path)["methods"]
+    by_row = {r["row"]: r for r in merged["rows"]}
+    assert sorted(by_row) == ["alone", "kddn", "spdd"] and len(merged["rows"]) == 3
+    assert by_row["alone"]["psnr_mean"] == pytest.approx(20.1)  # the newer file's reference row
+    rows = {r[0]: r for r in verdicts.verdict_rows({"methods": merged})}
+    assert rows["SPDD"][4] == "reproduced" and rows["KDDN"][4] == "not reproduced at this budget"
