@@ -1,10 +1,11 @@
 """Score models on a recipe's validation set (its data.val: a held-out part of the training data).
 
-    python benchmarks/validate.py configs/ship/dehaze-small.yaml --model dehaze-small \
-        --model runs/ship-dehaze-small --model gcanet [--limit N] [--json OUT]
+    python benchmarks/validate.py configs/dehaze/nafnet-tiny-nyu-norm.yaml --model dehaze-small \
+        --model runs/dh-naf-norm --model gcanet [--limit N] [--json OUT]
 
 Each --model is a shipped name, a run directory (its last checkpoint, EMA weights when present), a registry
-name with its published peer weights, or NAME=WEIGHTS_FILE. All are scored on the same validation samples
+name with its published peer weights, or NAME=WEIGHTS_FILE. --model-arg KEY=VALUE gives every (shipped or
+run) model an argument over its own, e.g. NAFNet's inference option attention_window=256. All are scored on the same validation samples
 under the task's published convention, so the rows compare directly: this is what decides whether a newly
 trained student replaces a shipped one (test sets are for the final report only).
 """
@@ -20,7 +21,7 @@ import torch
 
 from kdrestore.config import load_config
 from kdrestore.data.tasks import iter_samples
-from kdrestore.deploy.loader import resolve
+from kdrestore.deploy.loader import parse_model_args, resolve
 from kdrestore.engine.datasets import build_dataset
 from kdrestore.evaluate.metrics import TASK_CONVENTIONS
 from kdrestore.evaluate.runner import evaluate
@@ -34,9 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peers", default=os.environ.get("KDRESTORE_PEERS"))
     ap.add_argument("--limit", type=int, help="score only the first N validation samples")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                    help="a model argument over each model's own (shipped names and run directories); repeatable")
     ap.add_argument("--json", help="write the rows to this JSON file")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    model_args = parse_model_args(args.model_arg)
     cfg = load_config(args.recipe)
     if cfg.data.val is None:
         print(f"{args.recipe} has no data.val", file=sys.stderr)
@@ -45,15 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     conv = TASK_CONVENTIONS[cfg.task]
     rows = []
     print(f"{args.recipe}: data.val = {cfg.data.val.kind} {cfg.data.val.path} (holdout {cfg.data.val.holdout}), "
-          f"{args.limit or len(val)} sample(s); {conv.describe()}")
+          f"{args.limit or len(val)} sample(s); {conv.describe()}"
+          + (f"; model arguments {model_args}" if model_args else ""))
     print(f"{'model':34} {'PSNR':>7} {'SSIM':>7} {'input':>7} {'ms/img':>7}")
     for spec_text in args.model:
         name, _, weights = spec_text.partition("=")
-        spec = resolve(name, weights or None, args.peers)
+        spec = resolve(name, weights or None, args.peers, model_args=model_args)
         start = time.perf_counter()
         res = evaluate(spec.model, iter_samples(val), conv, name=spec_text, task=cfg.task, limit=args.limit,
                        progress=False)
-        rows.append({"model": spec_text, "source": spec.source, "psnr": res.psnr, "ssim": res.ssim,
+        rows.append({"model": spec_text, "source": spec.source, "model_args": model_args, "psnr": res.psnr, "ssim": res.ssim,
                      "input_psnr": res.input_psnr, "images": len(res.images), "ms_per_image": res.ms_per_image,
                      "wall_s": time.perf_counter() - start})
         print(f"{spec_text:34} {res.psnr:>7.3f} {res.ssim:>7.4f} {res.input_psnr:>7.2f} {res.ms_per_image:>7.0f}")

@@ -228,6 +228,9 @@ def add_package(sub: Any) -> None:
                         "default 4 when no card sets it)")
     p.add_argument("--goal-psnr-margin", type=float, metavar="DB",
                    help="ship-bench goal: PSNR at most DB below the main peer's (card bench.psnr_margin; default 0.3)")
+    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                   help="a model argument over the run's, kept in the card (an inference option chosen on "
+                        "validation, e.g. attention_window=256 for NAFNet); repeatable")
     p.add_argument("--allow-leaks", action="store_true", help=ALLOW_LEAKS + " (in the model card)")
     p.set_defaults(func=cmd_package)
 

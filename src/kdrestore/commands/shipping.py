@@ -47,17 +47,20 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_package(args: argparse.Namespace) -> int:
     import shlex
 
+    from ..deploy.loader import parse_model_args
     from ..deploy.package import check_goal, format_card_scores, package_run, run_leak_check
 
     check_goal("speedup", args.goal_speedup)  # before the leak check's minutes
     check_goal("psnr_margin", args.goal_psnr_margin)
+    parse_model_args(args.model_arg)
     data = benchmark_root(args)
     leaks = run_leak_check(args.run, args.test, data_root=data, allow_leaks=args.allow_leaks, holdout=args.test_holdout)
     card = package_run(args.run, args.name, args.test, data_root=data, sigmas=args.sigma,
                        half=args.half, dest=args.dest, competes_with=args.competes_with, recipe=args.recipe,
                        force=args.force, command="kdrestore " + shlex.join(args.argv), progress=True,
                        leak_check=leaks, holdout=args.test_holdout, notes=args.notes,
-                       speedup=args.goal_speedup, psnr_margin=args.goal_psnr_margin)
+                       speedup=args.goal_speedup, psnr_margin=args.goal_psnr_margin,
+                       model_args=parse_model_args(args.model_arg))
     print(f"shipped '{args.name}': {card['model']} {card['params']:,} params, {card['dtype']}")
     print(format_card_scores(card))
     return 0

@@ -47,11 +47,29 @@ def _channels(entry_meta: dict[str, Any], args: dict[str, Any]) -> int:
     return int(args.get("in_channels", entry_meta.get("channels", 3)))
 
 
-def _from_card(folder: Path, weights: str | os.PathLike[str] | None, device: str) -> ModelSpec:
+def parse_model_args(items: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` texts (``--model-arg``) as constructor arguments; values are YAML scalars or lists
+    (``attention_window=256``, ``attention_window=null``), parsed safely."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise KdrestoreError(f"--model-arg takes KEY=VALUE with KEY a model argument name, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise KdrestoreError(f"--model-arg {item!r}: the value is not a YAML scalar or list ({e})") from e
+    return out
+
+
+def _from_card(folder: Path, weights: str | os.PathLike[str] | None, device: str,
+               model_args: dict[str, Any] | None = None) -> ModelSpec:
     from ..models.registry import build_model
 
     card = read_card(folder)
-    model = build_model(card["model"], **card.get("args", {}))
+    model = build_model(card["model"], **{**card.get("args", {}), **(model_args or {})})
     path = Path(weights) if weights else card_weights(folder, card)
     load_weights(model, path)
     return ModelSpec(model.to(torch.device(device)).eval(), card["model"], int(card["channels"]),
@@ -67,7 +85,8 @@ def load_shipped(name: str, root: Path | None = None, device: str = "cpu") -> Mo
     return _from_card(root / name, None, device)
 
 
-def _from_run(run: Path, weights: str | os.PathLike[str] | None, device: str) -> ModelSpec:
+def _from_run(run: Path, weights: str | os.PathLike[str] | None, device: str,
+              model_args: dict[str, Any] | None = None) -> ModelSpec:
     """A training run: config.yaml names the model; weights of best.json, else latest.json (EMA preferred)."""
     from ..config import ModelConfig, build_section
     from ..models.registry import build_model, model_entry
@@ -76,7 +95,8 @@ def _from_run(run: Path, weights: str | os.PathLike[str] | None, device: str) ->
     rundir = RunDir(run)
     data = rundir.config_dict()
     mcfg = build_section(ModelConfig, data.get("model"), "model", str(rundir.config_file))
-    model = build_model(mcfg.name, **mcfg.args)
+    args = {**mcfg.args, **(model_args or {})}
+    model = build_model(mcfg.name, **args)
     if weights:
         load_weights(model, weights)
         source = f"run {run} with weights {weights}"
@@ -92,7 +112,7 @@ def _from_run(run: Path, weights: str | os.PathLike[str] | None, device: str) ->
         model.load_state_dict(sd)
         source = f"run {run}, {which} checkpoint step {ckpt.step} ({'EMA' if ema else 'raw'} weights)"
     meta = model_entry(mcfg.name).meta
-    return ModelSpec(model.to(torch.device(device)).eval(), mcfg.name, _channels(meta, mcfg.args),
+    return ModelSpec(model.to(torch.device(device)).eval(), mcfg.name, _channels(meta, args),
                      data.get("task"), source)
 
 
@@ -111,9 +131,12 @@ def unknown_name_error(name: str) -> KdrestoreError:
 
 def resolve(name_or_path: str | os.PathLike[str], weights: str | os.PathLike[str] | None = None,
             peers: str | os.PathLike[str] | None = None, device: str = "cpu", *,
-            random_init: bool = False) -> ModelSpec:
+            random_init: bool = False, model_args: dict[str, Any] | None = None) -> ModelSpec:
     """Find and load a model: (1) a shipped pretrained name, (2) a run directory, (3) a registry
     name with ``weights`` or its published peer file (``peers`` / ``$KDRESTORE_PEERS``).
+
+    ``model_args``: constructor arguments over the card's or the run's (inference options such as NAFNet's
+    ``attention_window``); shipped names and run directories only.
 
     A registry model with parameters but no weights is refused unless ``random_init`` (tests, export
     checks); classical models without parameters need none.
@@ -123,14 +146,17 @@ def resolve(name_or_path: str | os.PathLike[str], weights: str | os.PathLike[str
 
     text = os.fspath(name_or_path)
     if text in shipped_names():
-        return _from_card(shipped.PRETRAINED_DIR / text, weights, device)
+        return _from_card(shipped.PRETRAINED_DIR / text, weights, device, model_args)
     path = Path(text)
     if path.is_dir():
         from ..rundir import RunDir
 
         if not RunDir(path).is_run():
             raise KdrestoreError(f"{path} is a folder but not a run directory (no config.yaml)")
-        return _from_run(path, weights, device)
+        return _from_run(path, weights, device, model_args)
+    if model_args:
+        raise KdrestoreError(f"model arguments ({', '.join(model_args)}) apply to a shipped name or a run "
+                             f"directory, not to '{text}'")
     entry = next((e for e in list_models() if e.name.lower() == text.lower()), None)
     if entry is None:
         raise unknown_name_error(text)

@@ -126,7 +126,7 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
                 command: str | None = None, progress: bool = False,
                 leak_check: dict[str, Any] | None = None, holdout: int | None = None,
                 notes: str | None = None, speedup: float | None = None,
-                psnr_margin: float | None = None) -> dict[str, Any]:
+                psnr_margin: float | None = None, model_args: dict[str, Any] | None = None) -> dict[str, Any]:
     """Package ``run_dir``'s best checkpoint by validation (its last one when it validated never) as
     ``dest/name`` (default: the package's pretrained folder), with the run's lineage in the card.
 
@@ -136,6 +136,8 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
     ``leak_check``: the :func:`run_leak_check` entry for the card.
     Replacing a model keeps what a person wrote into its card: ``notes`` (``notes`` given here is appended as
     a new paragraph) and the ship-bench goal fields (``speedup`` / ``psnr_margin`` given here replace them).
+    ``model_args``: constructor arguments over the run's (inference options chosen on validation, such as
+    NAFNet's ``attention_window``); the student is scored with them and the card's ``args`` keep them.
     Returns the card that was written.
     """
     run, dest = RunDir(run_dir), Path(dest) if dest else shipped.PRETRAINED_DIR
@@ -147,7 +149,7 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
     state = ckpt.model_weights(ema=True)
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    model_args, task = dict(cfg.model.args), cfg.task
+    model_args, task = {**cfg.model.args, **(model_args or {})}, cfg.task
     model = build_model(cfg.model.name, **model_args)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     model.eval()

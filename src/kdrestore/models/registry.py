@@ -8,12 +8,14 @@ map) convert inside their own ``forward``.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from pathlib import Path
 from typing import Any, Callable
 
 from torch import nn
 
+from ..errors import KdrestoreError
 from ..registry import Entry, Registry
 
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
@@ -52,8 +54,16 @@ def list_models() -> list[Entry[Callable[..., nn.Module]]]:
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:
-    """Instantiate a registered model with its default (or the given) hyper-parameters."""
-    return model_entry(name).obj(**kwargs)
+    """Instantiate a registered model with its default (or the given) hyper-parameters; an argument the
+    model does not take is refused by name, with the ones it does."""
+    factory = model_entry(name).obj
+    params = inspect.signature(factory).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            raise KdrestoreError(f"model '{name}' has no argument {', '.join(map(repr, unknown))} (it takes: "
+                                 f"{', '.join(params) or 'none'})")
+    return factory(**kwargs)
 
 
 def peers_root(explicit: str | os.PathLike[str] | None = None) -> Path | None:
