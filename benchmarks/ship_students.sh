@@ -94,14 +94,21 @@ kdrestore package "$RUNS/ship-derain-light-crop128" --name derain-light --half -
 # 3b. derain-small: the light-rain NAFNet-tiny continued on heavy rain composed from the real streak layers of the
 #     Rain100L pairs over BSDS500-train photos, 60 minutes (from the 100-minute derain-light, before its 128-px stage). (The MSResNet-tiny it replaced, distilled from PReNet6
 #     on parametric rain: configs/ship/derain-small-msresnet.yaml.)
+#     Then 95 minutes on 128-px crops of the same composition at lr 3e-4.
 train configs/derain/nafnet-tiny-streaks.yaml ship-derain-small --set "model.init_from=$RUNS/ship-derain-light-cont"
-kdrestore package "$RUNS/ship-derain-small" --name derain-small --half --competes-with prenet6 \
-  --recipe configs/derain/nafnet-tiny-streaks.yaml --test derain/Rain100H --force
+train configs/derain/nafnet-tiny-streaks-crop128.yaml ship-derain-small-crop128 \
+  --set "model.init_from=$RUNS/ship-derain-small" --set train.time_budget=95m
+kdrestore package "$RUNS/ship-derain-small-crop128" --name derain-small --half --competes-with prenet6 \
+  --recipe configs/derain/nafnet-tiny-streaks-crop128.yaml --test derain/Rain100H --force
 
 # 4. dehaze-small: NAFNet-tiny from scratch on RESIDE-ITS haze over the NYU-Depth-v2 scenes 1-1349 with their
-#    measured depth normalised per image (1350-1399 validate), 128-px crops, 112 minutes (issue 16). (The tinydehaze
+#    measured depth normalised per image (1350-1399 validate), 128-px crops, 112 minutes, then a 105-minute warm
+#    restart at lr 5e-4 (issue 16); shipped with local attention statistics over 256-px windows (TLC), the window
+#    chosen on the validation scenes (benchmarks/validate.py --model-arg attention_window=N). (The tinydehaze
 #    it replaced: SPDD on BSDS500 haze, configs/ship/dehaze-small-bsds500.yaml, then configs/ship/dehaze-small-tinydehaze.yaml
 #    started from that run.)
 train configs/dehaze/nafnet-tiny-nyu-norm.yaml ship-dehaze-small --set train.time_budget=112m
-kdrestore package "$RUNS/ship-dehaze-small" --name dehaze-small --half --competes-with gcanet \
-  --recipe configs/dehaze/nafnet-tiny-nyu-norm.yaml --test dehaze/SOTS-indoor-50 --force
+train configs/dehaze/nafnet-tiny-nyu-norm.yaml ship-dehaze-small-cont --set "model.init_from=$RUNS/ship-dehaze-small" \
+  --set train.time_budget=105m --set optim.lr=5e-4
+kdrestore package "$RUNS/ship-dehaze-small-cont" --name dehaze-small --half --competes-with gcanet \
+  --recipe configs/dehaze/nafnet-tiny-nyu-norm.yaml --test dehaze/SOTS-indoor-50 --model-arg attention_window=256 --force

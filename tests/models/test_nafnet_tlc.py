@@ -4,6 +4,7 @@ average, the option loads the same checkpoints, and the ONNX trace serves inputs
 the window."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -72,3 +73,22 @@ def test_onnx_trace_serves_inputs_smaller_and_larger_than_the_window(tmp_path):
     report = onnx_parity(local, path, sizes=sizes)
     assert not report.errors, report.describe()
     assert report.max_diff < 1e-4, report.describe()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
+def test_int8_keeps_the_running_sums_in_float(tmp_path):
+    """A running sum grows with the image, so no range calibrated on small crops holds for it: the window
+    means stay float under INT8, and a model without them has none to keep."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime.quantization")
+    from kdrestore.deploy.export import export_onnx, quantize_int8, running_sum_nodes
+
+    plain, local = _pair(24)
+    assert running_sum_nodes(export_onnx(plain, tmp_path / "plain.onnx", 3)) == []
+    path = export_onnx(local, tmp_path / "tlc.onnx", 3)
+    kept = running_sum_nodes(path)
+    assert kept and all("/sca/sca.0/" in n for n in kept)
+    assert any(n.endswith("CumSum") for n in kept)
+    rng = np.random.default_rng(0)
+    result = quantize_int8(path, tmp_path / "tlc.int8.onnx", [rng.random((40, 40, 3), dtype=np.float32)])
+    assert result.mode == "static QDQ" and "running-sum node(s) kept in float" in result.note
