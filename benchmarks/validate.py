@@ -5,9 +5,9 @@
 
 Each --model is a shipped name, a run directory (its last checkpoint, EMA weights when present), a registry
 name with its published peer weights, or NAME=WEIGHTS_FILE. --model-arg KEY=VALUE gives every (shipped or
-run) model an argument over its own, e.g. NAFNet's inference option attention_window=256. All are scored on the same validation samples
-under the task's published convention, so the rows compare directly: this is what decides whether a newly
-trained student replaces a shipped one (test sets are for the final report only).
+run) model an argument over its own, e.g. NAFNet's inference option attention_window=256. All are scored on
+the same validation samples under the task's published convention, so the rows compare directly: this is
+what decides whether a newly trained student replaces a shipped one (test sets are for the final report only).
 """
 from __future__ import annotations
 
@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         res = evaluate(spec.model, iter_samples(val), conv, name=spec_text, task=cfg.task, limit=args.limit,
                        progress=False)
-        rows.append({"model": spec_text, "source": spec.source, "model_args": model_args, "psnr": res.psnr, "ssim": res.ssim,
+        rows.append({"model": spec_text, "source": spec.source, "model_args": model_args,
+                     "psnr": res.psnr, "ssim": res.ssim,
                      "input_psnr": res.input_psnr, "images": len(res.images), "ms_per_image": res.ms_per_image,
                      "wall_s": time.perf_counter() - start})
         print(f"{spec_text:34} {res.psnr:>7.3f} {res.ssim:>7.4f} {res.input_psnr:>7.2f} {res.ms_per_image:>7.0f}")

@@ -52,7 +52,7 @@ def cmd_package(args: argparse.Namespace) -> int:
 
     check_goal("speedup", args.goal_speedup)  # before the leak check's minutes
     check_goal("psnr_margin", args.goal_psnr_margin)
-    parse_model_args(args.model_arg)
+    model_args = parse_model_args(args.model_arg)  # a malformed --model-arg fails before the leak check too
     data = benchmark_root(args)
     leaks = run_leak_check(args.run, args.test, data_root=data, allow_leaks=args.allow_leaks, holdout=args.test_holdout)
     card = package_run(args.run, args.name, args.test, data_root=data, sigmas=args.sigma,
@@ -60,7 +60,7 @@ def cmd_package(args: argparse.Namespace) -> int:
                        force=args.force, command="kdrestore " + shlex.join(args.argv), progress=True,
                        leak_check=leaks, holdout=args.test_holdout, notes=args.notes,
                        speedup=args.goal_speedup, psnr_margin=args.goal_psnr_margin,
-                       model_args=parse_model_args(args.model_arg))
+                       model_args=model_args)
     print(f"shipped '{args.name}': {card['model']} {card['params']:,} params, {card['dtype']}")
     print(format_card_scores(card))
     return 0
