@@ -37,16 +37,14 @@ STUDENTS: dict[str, tuple[str, str | None, list[str]]] = {
     "denoise-gray-fast": ("configs/ship/denoise-gray-fast.yaml", "denoise-gray-fast", []),
     # the shipped 64x12 (grown from 64x8 by identity layers), kd from FFDNet-gray; then kd-qat (its recipe says how)
     "denoise-gray-s25": ("configs/denoise/repdn-s25-deep.yaml", "denoise-gray-s25", []),
-    "denoise-color": ("configs/denoise/repdn-rgb-blind.yaml", "denoise-color", []),  # the colour blind RepDN
-    "denoise-gray-blind-repdn": ("configs/denoise/repdn-blind.yaml", None,
-                                 ["model.weights={peers}/FFDNet/net_gray.pth"]),  # FFDNet-gray's start
-    # heavy rain from the real streak layers of the Rain100L pairs the job carries (the calibrated composition),
-    # from the light-rain NAFNet: the shipped MSResNet derain-small saw Rain100H test backgrounds
-    "derain-small": ("configs/derain/nafnet-tiny-streaks.yaml", "derain-light", []),
-    # issue 16's NAFNet-tiny students: light rain continues the shipped one on the Rain100L pairs the job carries,
-    # haze starts from scratch on the NYU scenes it carries (pack_data.py: how many)
-    "derain-light": ("configs/ship/derain-light.yaml", "derain-light", []),
-    "dehaze-nafnet": ("configs/dehaze/nafnet-tiny-nyu.yaml", None, []),
+    "denoise-color": ("configs/denoise/repdn-rgb-blind-deep.yaml", "denoise-color", []),  # the colour blind 96x10
+    # issue 16's NAFNet-tiny students, each continuing its shipped weights on its latest recipe: heavy rain on the
+    # real streak layers of the Rain100L pairs the job carries, light rain (the grown NAFNet) on those pairs, with a
+    # width-32 candidate from scratch, haze on the NYU scenes the job carries (pack_data.py: how many)
+    "derain-small": ("configs/derain/nafnet-tiny-streaks-crop128.yaml", "derain-small", []),
+    "derain-light": ("configs/derain/nafnet-grown-rain100l.yaml", "derain-light", ["data.train.crop=128"]),
+    "derain-light-w32": ("configs/derain/nafnet-w32-rain100l.yaml", None, []),  # width 32 from scratch
+    "dehaze-small": ("configs/dehaze/nafnet-tiny-nyu-norm.yaml", "dehaze-small", []),
 }
 ARCHIVE_LIMIT = 16 * 1024 * 1024
 
