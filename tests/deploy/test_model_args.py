@@ -15,6 +15,7 @@ from kdrestore.evaluate.metrics import TASK_CONVENTIONS
 from kdrestore.evaluate.runner import evaluate
 from kdrestore.models import shipped
 from kdrestore.models.nafnet import WindowMean
+from runutil import benchmark_script
 
 
 @pytest.fixture(scope="module")
@@ -76,22 +77,17 @@ def test_package_scores_and_keeps_the_option(nafnet_run, tmp_path, monkeypatch):
 
 
 def test_validate_script_applies_the_option(nafnet_run, tmp_path, capsys):
-    import importlib.util
     import json
-    from pathlib import Path
 
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "validate.py"
-    spec = importlib.util.spec_from_file_location("validate_script", script)
-    validate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(validate)
     recipe = tmp_path / "r.yaml"
     recipe.write_text("name: v\ntask: denoise\nmodel: {name: nafnet-tiny}\n"
                       "data: {train: {kind: builtin, limit: 2}, val: {kind: builtin, limit: 2, mode: gray}}\n")
     run = str(nafnet_run / "run")
-    assert validate.main([str(recipe), "--model", run, "--model-arg", "attention_window=16",
-                          "--json", str(tmp_path / "v.json")]) == 0
-    assert "model arguments {'attention_window': 16}" in capsys.readouterr().out
-    rows = json.loads((tmp_path / "v.json").read_text())["rows"]
-    assert rows[0]["model_args"] == {"attention_window": 16} and rows[0]["images"] == 2
-    with pytest.raises(KdrestoreError, match="has no argument 'nope'"):
-        validate.main([str(recipe), "--model", run, "--model-arg", "nope=1"])
+    with benchmark_script("validate") as validate:
+        assert validate.main([str(recipe), "--model", run, "--model-arg", "attention_window=16",
+                              "--json", str(tmp_path / "v.json")]) == 0
+        assert "model arguments {'attention_window': 16}" in capsys.readouterr().out
+        rows = json.loads((tmp_path / "v.json").read_text())["rows"]
+        assert rows[0]["model_args"] == {"attention_window": 16} and rows[0]["images"] == 2
+        with pytest.raises(KdrestoreError, match="has no argument 'nope'"):
+            validate.main([str(recipe), "--model", run, "--model-arg", "nope=1"])

@@ -1,10 +1,9 @@
 """benchmarks/device_train.py: every student of the GPU job's table starts from weights that fit its recipe."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Iterator
 
 import pytest
 
@@ -13,20 +12,19 @@ from kdrestore.engine.init_from import init_model
 from kdrestore.errors import KdrestoreError
 from kdrestore.models.registry import build_model
 from kdrestore.models.shipped import shipped_names
+from runutil import benchmark_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def device_train() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("device_train", ROOT / "benchmarks" / "device_train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def device_train() -> Iterator[ModuleType]:
+    with benchmark_script("device_train") as module:
+        yield module
 
 
 def _recipe_model(recipe: str, extra: list[str]):
-    cfg = load_config(ROOT / recipe, overrides=[e for e in extra if not e.startswith("model.weights=")])
+    cfg = load_config(ROOT / recipe, overrides=extra)
     return build_model(cfg.model.name, **cfg.model.args), cfg
 
 
@@ -59,7 +57,3 @@ def test_extra_settings_reach_the_recipe(device_train, tmp_path, monkeypatch) ->
     assert cfg.data.train.crop == 128 and cfg.model.args["init_grow"] is True
     cmd = device_train.train_command("derain-light", tmp_path, tmp_path, "1m", 8, "cpu")
     assert "data.train.crop=128" in cmd and cmd[cmd.index("--init-from") + 1] == "derain-light"
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(pytest.main([__file__, "-q"]))

@@ -1,11 +1,10 @@
 """benchmarks/pack_data.py: the device job's data subset keeps every recipe's held-out part whole."""
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -14,18 +13,13 @@ from PIL import Image
 from kdrestore.data import find_pairs
 from kdrestore.data.holdout import holdout_split
 from kdrestore.data.nyu import find_nyu_scenes
-
-ROOT = Path(__file__).resolve().parents[2]
+from runutil import benchmark_script
 
 
 @pytest.fixture(scope="module")
-def pack_data() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pack_data", ROOT / "benchmarks" / "pack_data.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["pack_data"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("pack_data", None)
+def pack_data() -> Iterator[ModuleType]:
+    with benchmark_script("pack_data") as module:
+        yield module
 
 
 def _png(path: Path, value: int) -> None:

@@ -1,7 +1,5 @@
 """The shipped-student bench: goal flags on given numbers, card reading, one tiny run end to end."""
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +11,7 @@ from kdrestore.errors import KdrestoreError
 from kdrestore.evaluate.profile import measure_latencies
 from kdrestore.experiments.ship import bench_student, format_ship, goal_checks, ship_target
 from kdrestore.models.registry import build_model
-
-REPO = Path(__file__).resolve().parents[2]
+from runutil import benchmark_script
 
 
 def test_goal_flags_on_given_numbers():
@@ -121,12 +118,10 @@ def test_bench_holdout_scores_the_last_images_only(tmp_path, tiny_data):
 
 def test_bench_script_writes_json(tmp_path, tiny_data, capsys):
     root = _ship_root(tmp_path, {"competes_with": ["nlm-denoise"], "bench": {"data": "denoise/tiny"}})
-    spec = importlib.util.spec_from_file_location("ship_bench", REPO / "benchmarks" / "ship.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     out = tmp_path / "ship.json"
-    assert script.main(["--data", str(tiny_data), "--pretrained-root", str(root), "--no-onnx", "--repeats", "1",
-                        "--warmup", "0", "--json", str(out)]) == 0
+    with benchmark_script("ship") as script:
+        assert script.main(["--data", str(tiny_data), "--pretrained-root", str(root), "--no-onnx", "--repeats", "1",
+                            "--warmup", "0", "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["kind"] == "kdrestore-ship-bench" and doc["machine"]["threads"] == 1
     assert [r["name"] for r in doc["results"][0]["rows"]] == ["tiny-gray", "nlm-denoise"]

@@ -1,26 +1,18 @@
 """benchmarks/verdicts.py: the README's verdict table from results records, never typed by hand."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 from kdrestore.experiments.bench_common import aggregate, score_entry
-
-ROOT = Path(__file__).resolve().parents[2]
+from runutil import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def verdicts():
-    spec = importlib.util.spec_from_file_location("verdicts", ROOT / "benchmarks" / "verdicts.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["verdicts"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("verdicts", None)
+    with benchmark_script("verdicts") as module:
+        yield module
 
 
 def record(bench, values, samples=100_000, seeds=(0, 1), table="methods dehaze: s", metric="SOTS", reference="alone"):

@@ -63,8 +63,8 @@ class LayerNorm2d(nn.Module):
 def _box_mean(x: Tensor, window: int, dim: int) -> Tensor:
     """Mean over ``window`` consecutive positions of ``dim`` around each position, the window shifted to stay
     inside the axis (the whole axis when shorter): window sums from a cumulative sum, the edge positions
-    repeating the first and last full window. Slices and copies here, the inference path; the gathers of the
-    traced form made a windowed 640x480 forward about 1.6x slower than global attention, these about 1.4x."""
+    repeating the first and last full window. Slices and copies here (eager inference); the traced form
+    (:func:`_box_mean_traced`) computes the same with gathers so that one ONNX graph serves every size."""
     if torch.jit.is_tracing():
         return _box_mean_traced(x, window, dim)
     n = x.shape[dim]
