@@ -24,6 +24,7 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -35,6 +36,11 @@ from kdrestore.rundir.layout import RunCheckpoints  # noqa: E402
 STUDENTS: dict[str, tuple[str, str | None, list[str]]] = {
     "denoise-gray-blind": ("configs/denoise/repdn-blind-deep.yaml", "denoise-gray-blind", []),  # the RepDN 64x12
     "denoise-gray-fast": ("configs/ship/denoise-gray-fast.yaml", "denoise-gray-fast", []),
+    # a candidate for it: grown by two identity layers to 64x14, kd from FFDNet-gray at each crop's sigma
+    "denoise-gray-blind-d14": ("configs/denoise/repdn-blind-deep.yaml", "denoise-gray-blind",
+                               ["model.args.depth=14", "model.args.init_grow=true", "distill.method=kd",
+                                "distill.teachers=[{name: ffdnet-gray, sigma_from_batch: true}]",
+                                "distill.output={weight: 1.0}", "optim.lr=1.5e-4"]),
     # the shipped 64x12 (grown from 64x8 by identity layers), kd from FFDNet-gray; then kd-qat (its recipe says how)
     "denoise-gray-s25": ("configs/denoise/repdn-s25-deep.yaml", "denoise-gray-s25", []),
     "denoise-color": ("configs/denoise/repdn-rgb-blind-deep.yaml", "denoise-color", []),  # the colour blind 96x10
@@ -66,18 +72,33 @@ def train_command(name: str, job: Path, out: Path, budget: str, batch: int, devi
     return cmd
 
 
-def missing_folders(names: list[str], job: Path) -> list[str]:
-    """``student: section.path`` for every data folder a student's recipe reads that the job does not hold."""
+def _peer_files(teachers: list[Any], peers: Path) -> list[Path]:
+    """The published weight files that these teachers (ensemble members included) read from ``peers``."""
+    from kdrestore.models.registry import default_weights
+
+    files = []
+    for t in teachers:
+        if t.members:
+            files += _peer_files(t.members, peers)
+        elif t.name and t.weights is None and (f := default_weights(t.name, peers)) is not None:
+            files.append(f)
+    return files
+
+
+def missing_inputs(names: list[str], job: Path) -> list[str]:
+    """``student: what`` for every data folder a student's recipe reads, and every teacher's published
+    weights, that the job does not hold."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from pack_data import data_root  # benchmarks/pack_data.py: ${KDRESTORE_DATA} pointed elsewhere for a block
 
-    from kdrestore.config import load_config
+    from kdrestore.config import distill_section, load_config
     from kdrestore.data.streaks import streak_source
 
     missing = []
     for name in names:
+        recipe, _, extra = STUDENTS[name]
         with data_root((job / "data").resolve()):
-            cfg = load_config(ROOT / STUDENTS[name][0])
+            cfg = load_config(ROOT / recipe, overrides=extra)
             for section, ds in (("data.train", cfg.data.train), ("data.val", cfg.data.val)):
                 if ds is None:
                     continue
@@ -86,6 +107,8 @@ def missing_folders(names: list[str], job: Path) -> list[str]:
                 streaks = streak_source(ds.degradation, ds.params, section)  # rain-streaks: the pairs of its layers
                 if streaks is not None and not Path(streaks[0]).is_dir():
                     missing.append(f"{name}: {section}.params.streaks {streaks[0]}")
+        missing += [f"{name}: teacher weights {f}" for f in _peer_files(distill_section(cfg).teachers, job / "peers")
+                    if not f.is_file()]
     return missing
 
 
@@ -130,9 +153,9 @@ def main() -> int:
     parser.add_argument("--throughput", action="store_true")
     args = parser.parse_args()
     job, out = Path(args.job), Path(args.out)
-    missing = missing_folders(args.students + (["denoise-gray-fast"] if args.throughput else []), job)
+    missing = missing_inputs(args.students + (["denoise-gray-fast"] if args.throughput else []), job)
     if missing:  # found here, before any device time is spent on runs that cannot read their data
-        print("the job does not hold these folders (pack_data.py --whole ...):\n  " + "\n  ".join(missing),
+        print("the job does not hold these (pack_data.py --whole / --peer-files ...):\n  " + "\n  ".join(missing),
               file=sys.stderr)
         return 2
     (out / "runs").mkdir(parents=True, exist_ok=True)

@@ -2,26 +2,28 @@
 files in the same layout, and the teachers' published weights.
 
     python benchmarks/pack_data.py --data ../shared/data --peers ../shared/peers --out device_job \
-        [--rain100l-pairs 16] [--nyu-scenes 200] [--whole FOLDER ...] [--limit-mb 60]
+        [--rain100l-pairs 16] [--nyu-scenes 200] [--whole FOLDER ...] [--peer-files REL ...]
 
 Writes ``OUT/data/<folder>/...`` (the files themselves: lossless WebP, JPEG and PNG as they are in the data
 root, so nothing is re-encoded) and ``OUT/peers/<file>``, then prints what each part costs in MB. On the
 device, ``KDRESTORE_DATA=OUT/data`` and the recipes read these folders as they read the data root here.
 Name OUT in ``.git/info/exclude``: it is data, never committed.
 
-What fits (a device call carries at most 64 MiB; the peers take 16 MB): BSD400-gray and BSDS500-train-color
+What fits (a device call carries at most 64 MiB, the checkout's 9 MB included: the default limit is what is left;
+the peers take 16 MB, ``--peer-files`` copies only those the job's recipes read): BSD400-gray and BSDS500-train-color
 whole (18 MB; ``--whole`` with no folder leaves them out for a rain and haze job); of Rain100L-train and
 NYUv2-indoor, every held-out validation item (the last 20 pairs, the last 50 scenes: the recipes' ``holdout``
 then picks exactly the validation part they pick here) and only the first ``--rain100l-pairs`` (0.36 MB each)
 / ``--nyu-scenes`` (0.05 MB each) training items. A run on the subset sees fewer training pairs and scenes
 than the same recipe here (the counts are printed); its validation is the same. For a rain and haze job:
-``--whole --rain100l-pairs 40 --nyu-scenes 350`` (58 MB).
+``--whole --rain100l-pairs 40 --nyu-scenes 350`` (58 MB, over the limit with every peer: name the peers).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from contextlib import contextmanager
@@ -39,7 +41,15 @@ WHOLE = ["train/BSD400-gray", "train/BSDS500-train-color"]
 RAIN100L, NYU = "train/Rain100L-train", "train/NYUv2-indoor"
 # the recipes whose held-out part the subset keeps whole (their data.val.holdout, read, never copied)
 HOLDOUT_FROM = {RAIN100L: "configs/derain/nafnet-tiny-rain100l.yaml", NYU: "configs/dehaze/nafnet-tiny-nyu.yaml"}
+CALL_LIMIT_MB = 64 * 1024 * 1024 / 1e6  # what one device call carries: the checkout and the job folder together
 T = TypeVar("T")
+
+
+def checkout_mb() -> float:
+    """MB of the checkout that travels with every device call (tracked and untracked, not ignored, files)."""
+    listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            capture_output=True, check=True).stdout.split(b"\0")
+    return sum((ROOT / os.fsdecode(f)).stat().st_size for f in listed if f and (ROOT / os.fsdecode(f)).is_file()) / 1e6
 
 
 @contextmanager
@@ -98,9 +108,14 @@ def main() -> int:
     parser.add_argument("--whole", nargs="*", default=WHOLE, help=f"folders copied whole (default {WHOLE})")
     parser.add_argument("--rain100l-pairs", type=int, default=16, help="Rain100L training pairs (the first ones)")
     parser.add_argument("--nyu-scenes", type=int, default=200, help="NYU training scenes (the first ones)")
-    parser.add_argument("--limit-mb", type=float, default=60.0, help="refuse a job folder larger than this")
+    parser.add_argument("--peer-files", nargs="*", default=PEER_FILES, metavar="REL",
+                        help="peer weights to copy, relative to --peers (default: every teacher a recipe names)")
+    parser.add_argument("--limit-mb", type=float, default=None,
+                        help="refuse a job folder larger than this (default: 64 MiB less the checkout that travels)")
     args = parser.parse_args()
     data, out = Path(args.data), Path(args.out)
+    if args.limit_mb is None:
+        args.limit_mb = CALL_LIMIT_MB - checkout_mb()
     for part in ("data", "peers"):
         if (out / part).exists():
             shutil.rmtree(out / part)  # a subset of another size leaves no stray files behind
@@ -114,15 +129,16 @@ def main() -> int:
             mb += dst.stat().st_size / 1e6
         print(f"{folder:30} {len(files):>5} files  {mb:6.1f} MB")
         total += mb
-    for rel in PEER_FILES:
+    for rel in args.peer_files:
         src, dst = Path(args.peers) / rel, out / "peers" / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
         total += dst.stat().st_size / 1e6
-    print(f"data and peers {total:.1f} MB (limit {args.limit_mb:g}); the first {args.rain100l_pairs} Rain100L training "
+    print(f"data and peers {total:.1f} MB (limit {args.limit_mb:.1f}); the first {args.rain100l_pairs} Rain100L training "
           f"pairs and {args.nyu_scenes} NYU training scenes, validation parts whole")
     if total > args.limit_mb:
-        print(f"over {args.limit_mb:g} MB: take fewer Rain100L pairs or NYU scenes", file=sys.stderr)
+        print(f"over {args.limit_mb:.1f} MB: take fewer Rain100L pairs or NYU scenes, or fewer --peer-files",
+              file=sys.stderr)
         return 1
     return 0
 

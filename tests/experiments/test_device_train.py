@@ -57,3 +57,13 @@ def test_extra_settings_reach_the_recipe(device_train, tmp_path, monkeypatch) ->
     assert cfg.data.train.crop == 128 and cfg.model.args["init_grow"] is True
     cmd = device_train.train_command("derain-light", tmp_path, tmp_path, "1m", 8, "cpu")
     assert "data.train.crop=128" in cmd and cmd[cmd.index("--init-from") + 1] == "derain-light"
+
+
+def test_a_job_without_a_teachers_weights_is_refused_before_training(device_train, tmp_path) -> None:
+    job = tmp_path / "job"
+    (job / "data/train/BSD400-gray").mkdir(parents=True)  # the recipe's folder is there, its teacher is not
+    missing = device_train.missing_inputs(["denoise-gray-s25"], job)
+    assert missing == [f"denoise-gray-s25: teacher weights {job / 'peers/FFDNet/net_gray.pth'}"]
+    (job / "peers/FFDNet").mkdir(parents=True)
+    (job / "peers/FFDNet/net_gray.pth").write_bytes(b"")
+    assert device_train.missing_inputs(["denoise-gray-s25"], job) == []

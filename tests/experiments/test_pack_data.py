@@ -61,3 +61,29 @@ def test_a_subset_without_training_items_or_larger_than_the_folder_is_refused(pa
         pack_data.files_to_copy(full, [], rain_pairs=0, nyu_scenes=2)
     with pytest.raises(SystemExit, match=r"--nyu-scenes\): 4 training items .* give 1 to 3"):
         pack_data.files_to_copy(full, [], rain_pairs=1, nyu_scenes=4)
+
+
+def _run_main(pack_data, monkeypatch, *args: str) -> int:
+    monkeypatch.setattr("sys.argv", ["pack_data.py", *args])
+    return pack_data.main()
+
+
+def test_only_the_named_peers_travel_and_the_checkout_counts_against_the_call(pack_data, tmp_path, monkeypatch):
+    full, peers, out = _data_root(tmp_path / "full"), tmp_path / "peers", tmp_path / "job"
+    for rel in ("FFDNet/net_gray.pth", "GCANet/wacv_gcanet_dehaze.pth"):
+        (peers / rel).parent.mkdir(parents=True, exist_ok=True)
+        (peers / rel).write_bytes(b"\0" * 1000)
+    common = ["--data", str(full), "--peers", str(peers), "--out", str(out), "--whole",
+              "--rain100l-pairs", "1", "--nyu-scenes", "1", "--peer-files", "FFDNet/net_gray.pth"]
+    monkeypatch.setattr(pack_data, "checkout_mb", lambda: 9.0)
+    assert _run_main(pack_data, monkeypatch, *common) == 0
+    assert [p.name for p in (out / "peers").rglob("*.pth")] == ["net_gray.pth"]
+    # a checkout that leaves less room than the job takes: refused, whatever the job alone would weigh
+    monkeypatch.setattr(pack_data, "checkout_mb", lambda: pack_data.CALL_LIMIT_MB - 0.001)
+    assert _run_main(pack_data, monkeypatch, *common) == 1
+
+
+def test_the_checkout_is_measured_without_ignored_folders(pack_data):
+    readme = (pack_data.ROOT / "README.md").stat().st_size / 1e6
+    # .venv alone weighs far more than a call carries: counting ignored folders would break this bound
+    assert readme < pack_data.checkout_mb() < pack_data.CALL_LIMIT_MB / 2
