@@ -114,11 +114,11 @@ def main() -> int:
                         help="refuse a job folder larger than this (default: 64 MiB less the checkout that travels)")
     args = parser.parse_args()
     data, out = Path(args.data), Path(args.out)
-    if args.limit_mb is None:
-        args.limit_mb = CALL_LIMIT_MB - checkout_mb()
     for part in ("data", "peers"):
         if (out / part).exists():
             shutil.rmtree(out / part)  # a subset of another size leaves no stray files behind
+    if args.limit_mb is None:  # measured once the old subset is gone: a job folder inside the checkout counts once
+        args.limit_mb = CALL_LIMIT_MB - checkout_mb()
     total = 0.0
     for folder, files in files_to_copy(data, args.whole, args.rain100l_pairs, args.nyu_scenes).items():
         mb = 0.0
