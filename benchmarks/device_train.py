@@ -24,13 +24,13 @@ import sys
 import tarfile
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+from kdrestore.config import TeacherSpec  # noqa: E402
 from kdrestore.rundir.layout import RunCheckpoints  # noqa: E402
 # student -> (recipe, warm start: a shipped name or None, extra --set; "{peers}" is the job's peers folder)
 STUDENTS: dict[str, tuple[str, str | None, list[str]]] = {
@@ -72,7 +72,7 @@ def train_command(name: str, job: Path, out: Path, budget: str, batch: int, devi
     return cmd
 
 
-def _peer_files(teachers: list[Any], peers: Path) -> list[Path]:
+def _peer_files(teachers: list[TeacherSpec], peers: Path) -> list[Path]:
     """The published weight files that these teachers (ensemble members included) read from ``peers``."""
     from kdrestore.models.registry import default_weights
 

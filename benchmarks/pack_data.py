@@ -49,7 +49,8 @@ def checkout_mb() -> float:
     """MB of the checkout that travels with every device call (tracked and untracked, not ignored, files)."""
     listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                             capture_output=True, check=True).stdout.split(b"\0")
-    return sum((ROOT / os.fsdecode(f)).stat().st_size for f in listed if f and (ROOT / os.fsdecode(f)).is_file()) / 1e6
+    paths = [ROOT / os.fsdecode(f) for f in listed if f]
+    return sum(p.stat().st_size for p in paths if p.is_file()) / 1e6  # a deleted, still tracked file is not sent
 
 
 @contextmanager
