@@ -12,17 +12,19 @@ cd "$(dirname "$0")/.."
 SAMPLES="${SAMPLES:-100000}"
 JOBS="${JOBS:-8}"
 OUT="${OUT:-benchmarks/results}"
+UNITS="${UNITS:-runs/bench-units}"   # finished rows kept here: run the script again after a kill and they are reused
 BENCHES="${BENCHES:-distill methods datafree coic trnr}"
 KDRESTORE="${KDRESTORE:-kdrestore}"
 mkdir -p "$OUT"
 common=(--samples "$SAMPLES" --seeds 0 1 --jobs "$JOBS" --batch 8 --crop 48 --quiet)
 gpu=(--pipeline batched)   # synthetic rows: the device-resident pipeline (latent/mixed/task rows keep theirs)
 for bench in $BENCHES; do
+  args=("${common[@]}" --resume "$UNITS/$bench")
   case "$bench" in
-    distill|methods|datafree) $KDRESTORE bench "$bench" "${common[@]}" "${gpu[@]}" --json "$OUT/$bench.json" ;;
-    coic) $KDRESTORE bench coic "${common[@]}" --methods msresnet-tiny msresnet-tiny+coic msresnet-tiny+coic-whole \
+    distill|methods|datafree) $KDRESTORE bench "$bench" "${args[@]}" "${gpu[@]}" --json "$OUT/$bench.json" ;;
+    coic) $KDRESTORE bench coic "${args[@]}" --methods msresnet-tiny msresnet-tiny+coic msresnet-tiny+coic-whole \
             --json "$OUT/coic.json" ;;
-    trnr) $KDRESTORE bench trnr "${common[@]}" --batch 4 --json "$OUT/trnr.json" ;;  # batch: tasks per step
+    trnr) $KDRESTORE bench trnr "${args[@]}" --batch 4 --json "$OUT/trnr.json" ;;  # batch: tasks per step
     *) echo "unknown bench $bench (distill methods datafree coic trnr)" >&2; exit 2 ;;
   esac
 done

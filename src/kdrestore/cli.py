@@ -125,6 +125,9 @@ def bench_options() -> argparse.ArgumentParser:
     p.add_argument("--test-limit", type=int, help="score on the first N test images only")
     p.add_argument("--workdir", help="where rows train (temporary folders under it; made when missing; "
                                      "default the system's)")
+    p.add_argument("--resume", metavar="DIR", help="keep each finished row in DIR (made when missing); the same "
+                                                   "command run again with the same DIR reuses them, so a killed "
+                                                   "bench loses only the rows in flight")
     p.add_argument("--json", help="write the results record (command, budget, seeds, device, rows) here, e.g. "
                                   "benchmarks/results/<bench>.json")
     p.add_argument("--allow-leaks", action="store_true", help=ALLOW_LEAKS + " (beside --json)")

@@ -60,6 +60,11 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
+def to_json_types(obj: Any) -> Any:
+    """``obj`` as it reads back from a JSON file: tuples as lists, keys as strings, numpy/torch scalars as numbers."""
+    return json.loads(json.dumps(obj, default=_json_default))
+
+
 def _json_default(o: Any) -> Any:
     if hasattr(o, "item"):
         return o.item()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kdrestore.experiments.bench_common import (BenchOptions, aggregate, apply_budget, check_rows, format_rows,
-                                             run_units, score_entry, teacher_entry, verdict)
+                                             run_bench, run_units, score_entry, teacher_entry, verdict)
 from kdrestore.errors import KdrestoreError
 from kdrestore.experiments.bench import bench_recipe
 
@@ -94,3 +94,85 @@ def test_a_worker_re_importing_python_m_kdrestore_does_not_run_the_command_line(
     import runpy
 
     runpy.run_module("kdrestore.__main__", run_name="__mp_main__")  # what a spawned worker does; no SystemExit
+
+
+CALLS: list[int] = []  # the values the unit below was called with (in this process: jobs=1)
+FAIL_ON: set[int] = set()
+
+
+def _unit(value: int, opts: BenchOptions, rows: list[str] | None = None) -> dict:
+    CALLS.append(value)
+    if value in FAIL_ON:
+        raise RuntimeError(f"killed while training unit {value}")
+    return {"scores": [score_entry("t", r, "m", 20.0 + value + opts.seed, 0.5, reference="a") for r in rows or []],
+            "teachers": [], "value": value, "shape": (1, 2)}
+
+
+def test_a_killed_bench_resumes_from_the_units_that_finished(tmp_path):
+    from kdrestore.experiments.bench_units import UnitStore
+
+    target = f"{__name__}:_unit"
+    units = [{"value": v, "opts": BenchOptions(steps=8, seeds=[0])} for v in (1, 2)]
+    store = UnitStore(tmp_path / "units")
+    CALLS.clear()
+    FAIL_ON.clear()
+    FAIL_ON.add(2)
+    with pytest.raises(RuntimeError, match="unit 2"):
+        run_units([target] * 2, units, jobs=1, store=store)
+    assert CALLS == [1, 2] and len(list((tmp_path / "units").glob("unit-*.json"))) == 1
+    FAIL_ON.clear()
+    CALLS.clear()
+    # the same units again, shown differently (progress, another workdir): unit 1 is read back, not trained
+    again = [{"value": v, "opts": BenchOptions(steps=8, seeds=[0], progress=True, workdir=str(tmp_path / "w"))}
+             for v in (1, 2)]
+    out = run_units([target] * 2, again, jobs=1, store=store)
+    assert CALLS == [2]
+    assert [r["value"] for r in out] == [1, 2] and out[0]["shape"] == [1, 2] == out[1]["shape"]  # both as JSON
+    CALLS.clear()
+    run_units([target] * 2, again, jobs=1, store=store)
+    assert CALLS == []
+    changed = [{"value": 1, "opts": BenchOptions(steps=16, seeds=[0])},
+               {"value": 1, "opts": BenchOptions(steps=8, seeds=[1])}]
+    run_units([target] * 2, changed, jobs=1, store=store)
+    assert CALLS == [1, 1]  # another budget, another seed: other units, trained
+
+
+def test_a_resumed_bench_keeps_every_row_apart_and_gives_the_same_record(tmp_path):
+    plan = [(f"{__name__}:_unit", ["a", "b"], {"value": 3})]
+    opts = BenchOptions(steps=8, seeds=[0, 1], resume=str(tmp_path / "units"))
+    CALLS.clear()
+    FAIL_ON.clear()
+    first = run_bench("fake", plan, opts)
+    assert len(CALLS) == 4 and len(list((tmp_path / "units").glob("unit-*.json"))) == 4  # 2 seeds x 2 rows
+    CALLS.clear()
+    second = run_bench("fake", plan, opts)
+    assert CALLS == [] and second["rows"] == first["rows"]
+    assert [r["psnr_mean"] for r in second["rows"]] == [23.5, 23.5]
+
+
+def test_an_unreadable_finished_unit_is_named(tmp_path):
+    from kdrestore.experiments.bench_units import UnitStore, unit_key
+
+    store = UnitStore(tmp_path / "units")
+    key = unit_key("m:f", {"value": 1, "opts": BenchOptions(steps=8)})
+    store.path(key).write_text("{not json")
+    with pytest.raises(KdrestoreError, match=store.path(key).name):
+        store.load(key)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(KdrestoreError, match="is a file"):
+        UnitStore(tmp_path / "file")
+
+
+def _unit_failing_on_two(value: int, opts: BenchOptions) -> dict:
+    if value == 2:
+        raise RuntimeError("unit 2 failed")
+    return {"scores": [], "teachers": [], "value": value}
+
+
+def test_a_failed_worker_does_not_lose_the_rows_the_others_finished(tmp_path):
+    from kdrestore.experiments.bench_units import UnitStore
+
+    units = [{"value": v, "opts": BenchOptions(steps=8)} for v in (1, 2, 3)]
+    with pytest.raises(RuntimeError, match="unit 2 failed"):
+        run_units([f"{__name__}:_unit_failing_on_two"] * 3, units, jobs=2, store=UnitStore(tmp_path / "u"))
+    assert len(list((tmp_path / "u").glob("unit-*.json"))) == 2

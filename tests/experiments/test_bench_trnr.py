@@ -61,3 +61,23 @@ def test_image_count_and_errors(fake_root):
         bench_trnr.image_count("many", folder)
     with pytest.raises(KdrestoreError, match="does not cover 'dehaze'"):
         bench_trnr.trnr_bench(["dehaze"], fake_root, bench_trnr.BenchOptions())
+
+
+def test_a_bench_run_again_with_resume_reads_its_finished_rows_back(fake_root, tmp_path, monkeypatch, capsys):
+    args = ["bench", "trnr", "--task", "denoise", "--data", str(fake_root), "--steps", "4", "--batch", "2", "--crop",
+            "12", "--images", "60%", "--test-limit", "1", "--methods", "ordinary", "trnr", "--resume",
+            str(tmp_path / "units"), "--quiet"]
+    assert main(args + ["--json", str(tmp_path / "a.json")]) == 0
+    assert len(list((tmp_path / "units").glob("unit-*.json"))) == 2  # one file per row
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished row trained again")
+
+    monkeypatch.setattr(bench_trnr, "train_and_score", no_training)
+    capsys.readouterr()
+    assert main(args + ["--json", str(tmp_path / "b.json")]) == 0
+    assert "2 of 2 units finished before" in capsys.readouterr().out
+    first, again = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
+    assert again["rows"] == first["rows"] and again["units"] == first["units"]
+    with pytest.raises(AssertionError, match="trained again"):  # another seed is another row: it trains
+        main(args + ["--seeds", "1"])

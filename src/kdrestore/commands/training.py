@@ -64,6 +64,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     opts = BenchOptions(batch=args.batch, crop=args.crop, steps=args.steps, samples=args.samples,
                         time_budget=args.time_budget, seeds=list(args.seeds), jobs=args.jobs, pipeline=args.pipeline,
                         device=args.device, test_limit=args.test_limit, peers=args.peers, workdir=args.workdir,
+                        resume=args.resume,
                         progress=not args.quiet)
     record = args.run_bench(args, data, opts, "kdrestore " + shlex.join(args.argv))
     print(f"bench {args.what}: {opts.describe()}; {record['device']}")

@@ -21,7 +21,7 @@ import math
 import os
 import platform
 import statistics
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from importlib import import_module
 from pathlib import Path
@@ -29,6 +29,7 @@ from typing import Any
 
 from ..config import parse_duration
 from ..errors import KdrestoreError
+from .bench_units import UnitStore, unit_key
 
 MIN_STEPS = 4  # a row shorter than this cannot warm up, train and checkpoint: refused
 MIN_TIME_S = 15.0  # a per-row time budget under this cannot hold the set-up, one step and the checkpoint
@@ -53,6 +54,7 @@ class BenchOptions:
     test_limit: int | None = None
     peers: str | None = None
     workdir: str | None = None
+    resume: str | None = None  # folder of finished units: a rerun of the same command reuses them
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -266,23 +268,49 @@ def _call_unit(target: str, kwargs: dict[str, Any], threads: int | None) -> dict
     return getattr(import_module(module), name)(**kwargs)
 
 
-def run_units(targets: list[str], units: list[dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
+def run_units(targets: list[str], units: list[dict[str, Any]], jobs: int,
+              store: UnitStore | None = None) -> list[dict[str, Any]]:
     """Call ``targets[i](**units[i])`` for every unit: in order here when ``jobs == 1``, else in ``jobs``
-    spawned worker processes (each given ``cpu_count / jobs`` threads); results in the order of ``units``."""
-    if jobs <= 1 or len(units) <= 1:
-        return [_call_unit(t, u, None) for t, u in zip(targets, units)]
-    import multiprocessing
+    spawned worker processes (each given ``cpu_count / jobs`` threads); results in the order of ``units``.
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=multiprocessing.get_context("spawn")) as ex:
-        futures = [ex.submit(_call_unit, t, u, threads) for t, u in zip(targets, units)]
-        return [f.result() for f in futures]
+    With a ``store``, units it holds are read back instead of run, and each unit that runs is saved the
+    moment it ends (so a kill loses only the units in flight)."""
+    keys = [unit_key(t, u) for t, u in zip(targets, units)] if store else [None] * len(units)
+    results: list[dict[str, Any] | None] = [store.load(k) if store else None for k in keys]
+    todo = [i for i, r in enumerate(results) if r is None]
+    if store and len(todo) < len(units):
+        print(f"bench: {len(units) - len(todo)} of {len(units)} units finished before, read from {store.folder}; "
+              f"{len(todo)} to run", flush=True)
+
+    def finished(i: int, result: dict[str, Any]) -> None:
+        results[i] = store.save(keys[i], result) if store else result
+
+    if jobs <= 1 or len(todo) <= 1:
+        for i in todo:
+            finished(i, _call_unit(targets[i], units[i], None))
+    else:
+        import multiprocessing
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
+                                 mp_context=multiprocessing.get_context("spawn")) as ex:
+            futures = {ex.submit(_call_unit, targets[i], units[i], threads): i for i in todo}
+            failed: BaseException | None = None
+            for future in as_completed(futures):  # a failed unit does not lose the others' results
+                try:
+                    finished(futures[future], future.result())
+                except Exception as e:  # noqa: BLE001 -- raised once every unit has ended
+                    failed = failed or e
+            if failed is not None:
+                raise failed
+    return [r for r in results if r is not None]
 
 
 def run_bench(bench: str, plan: list[tuple[str, list[str], dict[str, Any]]], opts: BenchOptions, *,
               row_key: str = "rows", split_rows: bool = True, command: str | None = None) -> dict[str, Any]:
     """Run every part of ``plan`` -- (unit ``module:function``, rows, keyword arguments): a task, a test
-    set... -- for every seed, with ``jobs > 1`` every row apart, all in one pool, and aggregate.
+    set... -- for every seed, with ``jobs > 1`` (or ``opts.resume``) every row apart, all in one pool, and
+    aggregate. With ``opts.resume`` each finished row is kept in that folder and a rerun reuses it.
 
     Returns the results record: bench, command, budget, seeds, device, rows (aggregated), teachers and
     the per-unit results.
@@ -291,10 +319,10 @@ def run_bench(bench: str, plan: list[tuple[str, list[str], dict[str, Any]]], opt
     targets: list[str] = []
     for target, rows, kwargs in plan:
         for seed in opts.seeds:
-            for group in ([[r] for r in rows] if split_rows and opts.jobs > 1 else [rows]):
+            for group in ([[r] for r in rows] if split_rows and (opts.jobs > 1 or opts.resume) else [rows]):
                 units.append({**copy.deepcopy(kwargs), "opts": opts.one_seed(seed), row_key: group})
                 targets.append(target)
-    results = run_units(targets, units, opts.jobs)
+    results = run_units(targets, units, opts.jobs, UnitStore(opts.resume) if opts.resume else None)
     per_seed: dict[int, list[dict[str, Any]]] = {}
     teachers: list[dict[str, Any]] = []
     for unit, res in zip(units, results):
