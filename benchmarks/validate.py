@@ -2,6 +2,11 @@
 
     python benchmarks/validate.py configs/dehaze/nafnet-tiny-nyu-norm.yaml --model dehaze-small \
         --model runs/dh-naf-norm --model gcanet [--limit N] [--json OUT]
+    python benchmarks/validate.py configs/denoise/repdn-blind-deep.yaml --set data.val.params.sigma=50 \
+        --model denoise-gray-blind --model runs/RUN
+
+--set KEY=VALUE overrides the recipe as ``kdrestore train --set`` does (a blind denoiser is validated at each
+noise level this way).
 
 Each --model is a shipped name, a run directory (its last checkpoint, EMA weights when present), a registry
 name with its published peer weights, or NAME=WEIGHTS_FILE. --model-arg KEY=VALUE gives every (shipped or
@@ -37,11 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
                     help="a model argument over each model's own (shipped names and run directories); repeatable")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a recipe override, as kdrestore train --set (e.g. data.val.params.sigma=50); repeatable")
     ap.add_argument("--json", help="write the rows to this JSON file")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     model_args = parse_model_args(args.model_arg)
-    cfg = load_config(args.recipe)
+    cfg = load_config(args.recipe, args.set)
     if cfg.data.val is None:
         print(f"{args.recipe} has no data.val", file=sys.stderr)
         return 2
@@ -50,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     print(f"{args.recipe}: data.val = {cfg.data.val.kind} {cfg.data.val.path} (holdout {cfg.data.val.holdout}), "
           f"{args.limit or len(val)} sample(s); {conv.describe()}"
-          + (f"; model arguments {model_args}" if model_args else ""))
+          + (f"; model arguments {model_args}" if model_args else "")
+          + (f"; overrides {args.set}" if args.set else ""))
     print(f"{'model':34} {'PSNR':>7} {'SSIM':>7} {'input':>7} {'ms/img':>7}")
     for spec_text in args.model:
         name, _, weights = spec_text.partition("=")
@@ -64,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                      "wall_s": time.perf_counter() - start})
         print(f"{spec_text:34} {res.psnr:>7.3f} {res.ssim:>7.4f} {res.input_psnr:>7.2f} {res.ms_per_image:>7.0f}")
     if args.json:
-        atomic_write_json(args.json, {"recipe": args.recipe, "val": cfg.to_dict()["data"]["val"],
-                                      "convention": conv.to_dict(), "threads": args.threads,
+        atomic_write_json(args.json, {"recipe": args.recipe, "overrides": args.set,
+                                      "val": cfg.to_dict()["data"]["val"], "convention": conv.to_dict(),
+                                      "threads": args.threads,
                                       "machine": platform.processor() or platform.machine(), "rows": rows})
         print(f"wrote {args.json}")
     return 0
