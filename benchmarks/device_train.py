@@ -34,14 +34,13 @@ from kdrestore.config import TeacherSpec  # noqa: E402
 from kdrestore.rundir.layout import RunCheckpoints  # noqa: E402
 # student -> (recipe, warm start: a shipped name or None, extra --set; "{peers}" is the job's peers folder)
 STUDENTS: dict[str, tuple[str, str | None, list[str]]] = {
-    "denoise-gray-blind": ("configs/denoise/repdn-blind-deep.yaml", "denoise-gray-blind", []),  # the RepDN 64x12
+    # the shipped RepDN 64x14 (grown from 64x12 by identity layers), kd from FFDNet-gray at each crop's sigma; then
+    # kd-qat (its recipe says how)
+    "denoise-gray-blind": ("configs/denoise/repdn-blind-d14.yaml", "denoise-gray-blind",
+                           ["distill.method=kd", "distill.teachers=[{name: ffdnet-gray, sigma_from_batch: true}]",
+                            "distill.output={weight: 1.0}", "optim.lr=1.5e-4"]),
     "denoise-gray-fast": ("configs/ship/denoise-gray-fast.yaml", "denoise-gray-fast", []),
-    # a candidate for it: grown by two identity layers to 64x14, kd from FFDNet-gray at each crop's sigma
-    "denoise-gray-blind-d14": ("configs/denoise/repdn-blind-deep.yaml", "denoise-gray-blind",
-                               ["model.args.depth=14", "model.args.init_grow=true", "distill.method=kd",
-                                "distill.teachers=[{name: ffdnet-gray, sigma_from_batch: true}]",
-                                "distill.output={weight: 1.0}", "optim.lr=1.5e-4"]),
-    # the shipped 64x12 (grown from 64x8 by identity layers), kd from FFDNet-gray; then kd-qat (its recipe says how)
+    # the gray sigma-25 RepDN 64x12 (grown from 64x8 by identity layers)
     "denoise-gray-s25": ("configs/denoise/repdn-s25-deep.yaml", "denoise-gray-s25", []),
     "denoise-color": ("configs/denoise/repdn-rgb-blind-deep.yaml", "denoise-color", []),  # the colour blind 96x10
     # issue 16's NAFNet-tiny students, each continuing its shipped weights on its latest recipe: heavy rain on the
