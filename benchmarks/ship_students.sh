@@ -55,12 +55,10 @@ train configs/denoise/repdn-blind-deep.yaml ship-denoise-gray-blind-qat --set mo
   --set distill.options.float_share=0.5 "${gray_teacher[@]}" --set optim.lr=1e-4
 # 1e. Then grown to 64 x 14 by two identity layers (init_grow): 90 minutes of kd from FFDNet-gray (+ L1) and 40 minutes
 #     of kd-qat; it replaced the 64 x 12 (better on held-out validation at sigma 15, 25 and 50).
-train configs/denoise/repdn-blind-d14.yaml ship-denoise-gray-blind-d14 \
-  --set model.init_from="$RUNS/ship-denoise-gray-blind-qat" --set train.time_budget=90m --set distill.method=kd \
-  "${gray_teacher[@]}" --set optim.lr=1.5e-4
+train configs/denoise/repdn-blind-d14.yaml ship-denoise-gray-blind-d14 --set model.init_from="$RUNS/ship-denoise-gray-blind-qat"
 train configs/denoise/repdn-blind-d14.yaml ship-denoise-gray-blind-d14-qat \
   --set model.init_from="$RUNS/ship-denoise-gray-blind-d14" --set train.time_budget=40m --set distill.method=kd-qat \
-  --set distill.options.qat_start=1 --set distill.options.float_share=0.5 "${gray_teacher[@]}" --set optim.lr=1e-4
+  --set distill.options.qat_start=1 --set distill.options.float_share=0.5 --set optim.lr=1e-4
 kdrestore package "$RUNS/ship-denoise-gray-blind-d14-qat" --name denoise-gray-blind --half --competes-with dncnn-s25 \
   --recipe configs/denoise/repdn-blind-d14.yaml --test denoise/Set12 --sigma 15 25 50 --force
 

@@ -24,12 +24,11 @@ import statistics
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from importlib import import_module
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..config import parse_duration
 from ..errors import KdrestoreError
-from .bench_units import UnitStore, unit_key
+from .bench_units import UnitStore, ensure_folder, unit_key
 
 MIN_STEPS = 4  # a row shorter than this cannot warm up, train and checkpoint: refused
 MIN_TIME_S = 15.0  # a per-row time budget under this cannot hold the set-up, one step and the checkpoint
@@ -78,9 +77,7 @@ class BenchOptions:
                                  f"{MIN_TIME_S:g}s (set-up, training and the final checkpoint; the trainer then "
                                  f"refuses budgets that cannot hold them with the minimum it measured)")
         if self.workdir is not None:  # rows train in temporary folders under it: made here, not after a row
-            if Path(self.workdir).exists() and not Path(self.workdir).is_dir():
-                raise KdrestoreError(f"--workdir {self.workdir} is a file; give a folder (made when missing)")
-            Path(self.workdir).mkdir(parents=True, exist_ok=True)
+            ensure_folder(self.workdir, "--workdir")
 
     def steps_for(self, crops_per_step: int | None = None) -> int:
         """Optimiser steps of a row taking ``crops_per_step`` crops per step (default ``batch``)."""
@@ -303,7 +300,7 @@ def run_units(targets: list[str], units: list[dict[str, Any]], jobs: int,
                     failed = failed or e
             if failed is not None:
                 raise failed
-    return [r for r in results if r is not None]
+    return cast(list[dict[str, Any]], results)  # every unit has its result by now
 
 
 def run_bench(bench: str, plan: list[tuple[str, list[str], dict[str, Any]]], opts: BenchOptions, *,

@@ -34,14 +34,20 @@ def unit_key(target: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return to_json_types({"target": target, "kwargs": args, "version": __version__})
 
 
+def ensure_folder(path: str | Path, option: str) -> Path:
+    """``path`` as a folder, made when missing; a file there is refused, naming the ``option`` that gave it."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise KdrestoreError(f"{option} {folder} is a file; give a folder (made when missing)")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 class UnitStore:
     """A folder of finished units: :meth:`load` one by its key, :meth:`save` one when it ends."""
 
     def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
-        if self.folder.exists() and not self.folder.is_dir():
-            raise KdrestoreError(f"--resume {self.folder} is a file; give a folder (made when missing)")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder = ensure_folder(folder, "--resume")
 
     def path(self, key: dict[str, Any]) -> Path:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
@@ -68,4 +74,4 @@ class UnitStore:
         return plain
 
 
-__all__ = ["UnitStore", "unit_key"]
+__all__ = ["UnitStore", "ensure_folder", "unit_key"]
