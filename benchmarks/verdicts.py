@@ -170,15 +170,21 @@ def _merge(old: list[dict[str, Any]], new: list[dict[str, Any]], key: Callable[[
 
 def load_records(folder: Path) -> dict[str, dict[str, Any]]:
     """bench name -> its record; several files of one bench are merged row by row (a row of a table in two
-    files: the newer file's, so a run of some rows adds to an earlier run of others), keeping every file's
-    budget so that a verdict needs all of them at the real budget. The leak-check records a bench writes
-    beside its record (``<record>.leak_check.json``) are not results."""
+    files: the newer record's, so a run of some rows adds to an earlier run of others), keeping every file's
+    budget so that a verdict needs all of them at the real budget. Newer means a later ``finished`` time in
+    the record (records written before it existed count as older, by file name), never the file's
+    modification time, which a fresh clone sets at random. The leak-check records a bench writes beside its
+    record (``<record>.leak_check.json``) are not results."""
     records: dict[str, dict[str, Any]] = {}
-    paths = [p for p in folder.glob("*.json") if not p.name.endswith(".leak_check.json")]  # a bench's leak record
-    for path in sorted(paths, key=lambda p: p.stat().st_mtime):
+    loaded = []
+    for path in folder.glob("*.json"):
+        if path.name.endswith(".leak_check.json"):  # a bench's leak record
+            continue
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or "bench" not in data or "rows" not in data:
             raise SystemExit(f"{path}: not a results record of `kdrestore bench --json` (needs bench, rows)")
+        loaded.append((str(data.get("finished") or ""), path.name, path, data))
+    for _, _, path, data in sorted(loaded, key=lambda item: item[:2]):
         data["_files"] = [path.name]
         data["_records"] = [data]
         old = records.get(data["bench"])

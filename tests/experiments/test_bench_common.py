@@ -148,6 +148,8 @@ def test_a_resumed_bench_keeps_every_row_apart_and_gives_the_same_record(tmp_pat
     second = run_bench("fake", plan, opts)
     assert CALLS == [] and second["rows"] == first["rows"]
     assert [r["psnr_mean"] for r in second["rows"]] == [23.5, 23.5]
+    from datetime import datetime
+    assert datetime.fromisoformat(second["finished"]) >= datetime.fromisoformat(first["finished"])  # orders records
 
 
 def test_an_unreadable_finished_unit_is_named(tmp_path):

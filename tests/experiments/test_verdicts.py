@@ -100,12 +100,29 @@ def test_two_records_of_one_bench_are_merged_and_all_must_be_at_the_real_budget(
 def test_a_run_of_some_rows_adds_to_an_earlier_run_of_others(verdicts, tmp_path):
     import os
     first, second = tmp_path / "methods.json", tmp_path / "methods-kddn.json"
-    first.write_text(json.dumps(record("methods", {"alone": [20.0, 20.1], "spdd": [20.6, 20.7]})))
-    second.write_text(json.dumps(record("methods", {"alone": [20.0, 20.2], "kddn": [19.9, 20.3]})))
-    os.utime(first, (1, 1))  # the older file
+    first.write_text(json.dumps({**record("methods", {"alone": [20.0, 20.1], "spdd": [20.6, 20.7]}),
+                                 "finished": "2026-12-03T10:00:00+00:00"}))
+    second.write_text(json.dumps({**record("methods", {"alone": [20.0, 20.2], "kddn": [19.9, 20.3]}),
+                                  "finished": "2026-12-04T10:00:00+00:00"}))
+    os.utime(second, (1, 1))  # a fresh clone's modification times say nothing: the records' own times decide
     merged = verdicts.load_records(tmp_path)["methods"]
     by_row = {r["row"]: r for r in merged["rows"]}
     assert sorted(by_row) == ["alone", "kddn", "spdd"] and len(merged["rows"]) == 3
-    assert by_row["alone"]["psnr_mean"] == pytest.approx(20.1)  # the newer file's reference row
+    assert by_row["alone"]["psnr_mean"] == pytest.approx(20.1)  # the newer record's reference row
     rows = {r[0]: r for r in verdicts.verdict_rows({"methods": merged})}
     assert rows["SPDD"][4] == "reproduced" and rows["KDDN"][4] == "not reproduced at this budget"
+
+
+def test_records_without_a_finish_time_are_older_and_ordered_by_name(verdicts, tmp_path):
+    import os
+    timed = tmp_path / "a-gpu.json"
+    timed.write_text(json.dumps({**record("methods", {"alone": [21.0, 21.0], "spdd": [21.6, 21.7]}),
+                                 "finished": "2026-12-05T10:00:00+00:00"}))
+    for name, base in (("b.json", 20.0), ("c.json", 19.0)):
+        (tmp_path / name).write_text(json.dumps(record("methods", {"alone": [base, base], "spdd": [base, base]})))
+    os.utime(timed, (1, 1))
+    by_row = {r["row"]: r for r in verdicts.load_records(tmp_path)["methods"]["rows"]}
+    assert by_row["alone"]["psnr_mean"] == pytest.approx(21.0)  # the only timed record is the newest
+    (tmp_path / "a-gpu.json").unlink()
+    by_row = {r["row"]: r for r in verdicts.load_records(tmp_path)["methods"]["rows"]}
+    assert by_row["alone"]["psnr_mean"] == pytest.approx(19.0)  # untimed: by file name, c.json last

@@ -23,6 +23,7 @@ import platform
 import statistics
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from importlib import import_module
 from typing import Any, cast
 
@@ -309,8 +310,8 @@ def run_bench(bench: str, plan: list[tuple[str, list[str], dict[str, Any]]], opt
     set... -- for every seed, with ``jobs > 1`` (or ``opts.resume``) every row apart, all in one pool, and
     aggregate. With ``opts.resume`` each finished row is kept in that folder and a rerun reuses it.
 
-    Returns the results record: bench, command, budget, seeds, device, rows (aggregated), teachers and
-    the per-unit results.
+    Returns the results record: bench, command, budget, seeds, device, when it finished (UTC), rows
+    (aggregated), teachers and the per-unit results.
     """
     units: list[dict[str, Any]] = []
     targets: list[str] = []
@@ -326,7 +327,9 @@ def run_bench(bench: str, plan: list[tuple[str, list[str], dict[str, Any]]], opt
         per_seed.setdefault(unit["opts"].seed, []).extend(res["scores"])
         teachers += [t for t in res.get("teachers", []) if t not in teachers]
     return {"bench": bench, "command": command, "budget": opts.record(), "seeds": list(opts.seeds),
-            "device": device_description(opts.device), "rows": aggregate(per_seed, teachers), "teachers": teachers,
+            "device": device_description(opts.device),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # orders records of one bench
+            "rows": aggregate(per_seed, teachers), "teachers": teachers,
             "units": [{"seed": u["opts"].seed, "rows": u[row_key], "result": _strip(r)} for u, r in zip(units, results)]}
 
 
