@@ -53,16 +53,16 @@ def rows_known() -> list[str]:
 
 
 def test_sets(root: Path, limit: int | None) -> dict[str, tuple[Callable[[], Any], int, str]]:
-    """name -> (samples factory, count, description)."""
+    """name -> (samples factory, count, description: paths relative to the data root, so records name no machine)."""
     def paired(path: Path, lo: int = 0, hi: int | None = None) -> tuple[Callable[[], Any], int, str]:
         ds = PairedDataset(path, mode="rgb")
         ds.pairs = ds.pairs[lo:hi][:limit]
         first, last = ds.pairs[0][0].stem, ds.pairs[-1][0].stem
-        return (lambda: iter_samples(ds)), len(ds), f"{path} pairs {first}..{last}"
+        return (lambda: iter_samples(ds)), len(ds), f"{path.relative_to(root)} pairs {first}..{last}"
 
     def synth(preset: str) -> tuple[Callable[[], Any], int, str]:
         ds = SynthDataset(root / CLEAN_TEST, preset, mode="rgb", limit=limit, seed=0, fixed=True)
-        return (lambda: iter_samples(ds)), len(ds), f"{root / CLEAN_TEST} + {preset} (seed 0)"
+        return (lambda: iter_samples(ds)), len(ds), f"{CLEAN_TEST} + {preset} (seed 0)"  # data-root relative
 
     return {"Rain100H": paired(root / "derain/Rain100H"),
             "R100L-held": paired(root / R100L, -R100L_HELD),
