@@ -27,3 +27,13 @@ def test_rows_share_data_and_budget_and_differ_only_by_coic():
         coic_bench("/nowhere", BenchOptions(), rows=["msresnet-tiny+cioc"])
     with pytest.raises(KdrestoreError, match="stages in steps"):
         coic_bench("/nowhere", BenchOptions(time_budget="1m"), rows=["msresnet-tiny+coic"])
+
+
+def test_the_test_sets_are_described_relative_to_the_data_root(data_dir):
+    from kdrestore.experiments.bench_coic import test_sets as coic_test_sets
+
+    sets = coic_test_sets(Path(data_dir), limit=1)
+    assert sorted(sets) == ["R100L-held", "R100L-seen", "Rain100H", "syn-heavy", "syn-light"]
+    for name, (_, count, desc) in sets.items():
+        assert count == 1 and str(data_dir) not in desc, (name, desc)  # a record names no machine's folders
+    assert sets["Rain100H"][2].startswith("derain/Rain100H pairs ")
