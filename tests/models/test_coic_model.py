@@ -150,7 +150,9 @@ def test_whole_image_context_embeds_the_resized_image_and_pins_it_for_tiles():
         with model.pinned(x):  # ... inside pinned(x) it carries the whole image's embedding, at any batch
             pinned = model(torch.cat([crop, crop]))
         assert torch.allclose(model.embedding, model.encoder(context_view(x, 16)).expand(2, -1))
-        assert torch.allclose(pinned[0], pinned[1]) and not torch.equal(pinned[0], alone[0])
+        # the same up to rounding: a batch of two may take another convolution kernel than one image (1e-7 on some CPUs)
+        assert torch.allclose(pinned[0], pinned[1], atol=1e-6)
+        assert (pinned[0] - alone[0]).abs().max() > 1e-6  # the whole image's embedding changed it (here 2e-5)
         restorer = Restorer(model, channels=3, tile=32, overlap=8)
         restorer.plan(*x.shape[-2:])  # probes the receptive field first (forwards of their own)
         used = []
