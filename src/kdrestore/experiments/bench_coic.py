@@ -62,7 +62,7 @@ def test_sets(root: Path, limit: int | None) -> dict[str, tuple[Callable[[], Any
 
     def synth(preset: str) -> tuple[Callable[[], Any], int, str]:
         ds = SynthDataset(root / CLEAN_TEST, preset, mode="rgb", limit=limit, seed=0, fixed=True)
-        return (lambda: iter_samples(ds)), len(ds), f"{CLEAN_TEST} + {preset} (seed 0)"  # data-root relative
+        return (lambda: iter_samples(ds)), len(ds), f"{CLEAN_TEST} + {preset} (seed 0)"
 
     return {"Rain100H": paired(root / "derain/Rain100H"),
             "R100L-held": paired(root / R100L, -R100L_HELD),
