@@ -268,6 +268,9 @@ def add_export(sub: Any) -> None:
     p.add_argument("--int8", action="store_true", help="also write a static INT8 (QDQ) quantized model")
     p.add_argument("--calibration", help="folder of degraded images for INT8 calibration (default: built-in data)")
     p.add_argument("--int8-output", help="default: OUTPUT with .int8.onnx")
+    p.add_argument("--int8-weights", choices=["auto", "s8", "u8"], default="auto",
+                   help="INT8 weight format: s8 (fast on CPUs with VNNI), u8 (faithful on any x86 CPU), or auto "
+                        "(s8 unless this CPU's integer kernels saturate on it; default)")
     p.add_argument("--samples", type=int, default=4, help="built-in test crops for the INT8 PSNR cost")
     p.set_defaults(func=cmd_export)
 

@@ -94,6 +94,56 @@ def test_int8_quantization_and_its_psnr_cost(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.onnx", "m.onnx"]
 
 
+def _weight_types(path) -> set[int]:
+    """ONNX element types of the quantized convolution weights (the DequantizeLinear inputs that are initializers)."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: i.data_type for i in graph.initializer}
+    return {inits[n.input[0]] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+            and "weight" in n.input[0]}
+
+
+def test_int8_weight_formats_and_the_kernel_check(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    from kdrestore.deploy import export as ex
+
+    monkeypatch.chdir(tmp_path)
+    fp32 = ex.export_onnx(build_model("mdrn-tiny").eval(), tmp_path / "m.onnx", 1)
+    calib = [np.random.default_rng(0).random((32, 32, 1))]
+    u8 = ex.quantize_int8(fp32, tmp_path / "u8.onnx", calib, weights="u8")
+    s8 = ex.quantize_int8(fp32, tmp_path / "s8.onnx", calib, weights="s8")
+    assert (u8.weights, s8.weights) == ("u8", "s8")
+    assert _weight_types(u8.path) == {onnx.TensorProto.UINT8} and _weight_types(s8.path) == {onnx.TensorProto.INT8}
+    # u8 weights take kernels without the 16-bit pair sums: faithful on any x86 CPU
+    assert u8.kernel_agreement_db >= ex.KERNEL_WARNING_DB and "u8 weights (fused kernels" in u8.note
+    with pytest.raises(KdrestoreError, match="INT8 weights: one of auto, s8, u8"):
+        ex.quantize_int8(fp32, tmp_path / "x.onnx", calib, weights="int4")
+
+    # auto: s8 when this CPU computes it faithfully, else u8 with the reason
+    measured = iter([30.0, 60.0])
+    monkeypatch.setattr(ex, "kernel_agreement_db", lambda path, x: next(measured))
+    auto = ex.quantize_int8(fp32, tmp_path / "auto.onnx", calib)
+    assert auto.weights == "u8" and _weight_types(auto.path) == {onnx.TensorProto.UINT8}
+    assert "s8 weights refused (this CPU's fused kernels 30.0 dB" in auto.note and auto.kernel_agreement_db == 60.0
+    monkeypatch.setattr(ex, "kernel_agreement_db", lambda path, x: 70.0)
+    assert ex.quantize_int8(fp32, tmp_path / "auto2.onnx", calib).weights == "s8"
+    monkeypatch.setattr(ex, "kernel_agreement_db", lambda path, x: 20.0)
+    forced = ex.quantize_int8(fp32, tmp_path / "s8b.onnx", calib, weights="s8")
+    assert forced.weights == "s8" and "WARNING" in forced.note
+
+
+def test_kernel_agreement_is_high_for_a_graph_that_computes_the_same(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from kdrestore.deploy import export as ex
+
+    fp32 = ex.export_onnx(build_model("mdrn-tiny").eval(), tmp_path / "m.onnx", 1)
+    x = np.random.default_rng(1).random((1, 1, 24, 24)).astype(np.float32)
+    assert ex.kernel_agreement_db(fp32, x) > 60  # float graph: optimised and op-by-op agree to rounding
+
+
 def test_export_command_with_int8(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     from kdrestore.cli import main

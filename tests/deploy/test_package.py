@@ -9,7 +9,7 @@ from kdrestore.cli import main
 from kdrestore.data.imageio import write_image
 from kdrestore.deploy import loader
 from kdrestore.models import shipped
-from kdrestore.deploy.package import _run_summary, package_run
+from kdrestore.deploy.package import run_training_summary, package_run
 from kdrestore.errors import KdrestoreError
 from kdrestore.data.tasks import eval_samples
 from kdrestore.evaluate.metrics import TASK_CONVENTIONS
@@ -55,7 +55,7 @@ def test_card_names_each_teacher_with_its_arguments(tmp_path):
         "name: r\ndistill:\n  method: hmds\n  teachers:\n    - {name: ffdnet-rgb, args: {sigma: 15}}\n"
         "    - {name: dncnn-s25}\n    - {members: [{name: dncnn-s25}, {name: ffdnet-gray}], self_ensemble: true}\n"
         "    - {exported: teachers/big.pt2}\n    - {name: ffdnet-rgb, sigma_from_batch: true}\n")
-    _, summary = _run_summary(tmp_path)
+    _, summary = run_training_summary(tmp_path)
     assert summary["teachers"] == ["ffdnet-rgb(sigma=15)", "dncnn-s25", "x8(mean(dncnn-s25, ffdnet-gray))",
                                    "teachers/big.pt2", "ffdnet-rgb(sigma=batch)"] and summary["method"] == "hmds"
 

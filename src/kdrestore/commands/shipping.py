@@ -88,7 +88,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         # built-in crops by default, degraded as the shipped student's card says it was trained
         calib = [args.calibration] if args.calibration else ex.calibration_for(task, r.channels, r.card)
         int8_path = Path(args.int8_output or out.with_suffix(".int8.onnx"))
-        q = ex.quantize_int8(out, int8_path, calib)
+        q = ex.quantize_int8(out, int8_path, calib, weights=args.int8_weights)
         print(f"wrote {q.path} ({q.mode}: {q.note}); {q.bytes_fp32:,} -> {q.bytes_int8:,} bytes")
         if task is None:
             print("INT8 PSNR cost not measured: give --task to score on the built-in test images")

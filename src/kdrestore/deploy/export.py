@@ -79,12 +79,15 @@ def export_onnx(model: nn.Module, path: PathLike, channels: int, opset: int = 17
     return Path(path)
 
 
-def onnx_session(path: PathLike, threads: int | None = None) -> Any:
-    """An onnxruntime CPU inference session."""
+def onnx_session(path: PathLike, threads: int | None = None, optimize: bool = True) -> Any:
+    """An onnxruntime CPU inference session; ``optimize=False`` runs the graph op by op (no fusion: a QDQ model's
+    integer convolutions as dequantize, float convolution, quantize)."""
     _, ort = _require()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or torch.get_num_threads()
     opts.log_severity_level = 3
+    if not optimize:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:
@@ -94,9 +97,9 @@ def onnx_session(path: PathLike, threads: int | None = None) -> Any:
 class OnnxModel:
     """An ONNX file run with onnxruntime as a ``Tensor -> Tensor`` callable (the Restorer's backend)."""
 
-    def __init__(self, path: PathLike, threads: int | None = None) -> None:
+    def __init__(self, path: PathLike, threads: int | None = None, optimize: bool = True) -> None:
         self.path = Path(path)
-        self.session = onnx_session(path, threads)
+        self.session = onnx_session(path, threads, optimize)
         props = self.session.get_modelmeta().custom_metadata_map
         self.meta = {k.removeprefix("kdrestore."): v for k, v in props.items()}
         dim = self.session.get_inputs()[0].shape[1]
@@ -201,6 +204,8 @@ class QuantResult:
     note: str = ""
     bytes_fp32: int = 0
     bytes_int8: int = 0
+    weights: str = ""  # "s8" or "u8" (static QDQ)
+    kernel_agreement_db: float | None = None  # see kernel_agreement_db()
 
 
 @dataclass
@@ -219,15 +224,41 @@ class ObserverCalibration:
                 f"{b[0]} crops of {b[2]} px, as kd-qat observed its ranges")
 
 
+# s8 weights are kept when this CPU's fused integer kernels agree with the QDQ graph's own arithmetic to at least
+# KERNEL_AGREEMENT_DB (PSNR, data range 1); a model computed below KERNEL_WARNING_DB from it gets a warning. Without
+# VNNI, onnxruntime's x86 u8 x s8 kernels add pairs of products in 16 bits (VPMADDUBSW) and saturate. On a Zen 1
+# CPU (`benchmarks/int8.py`, the shipped students) s8 agreed to 17-44 dB and lost 0.3-4.5 dB of PSNR to it; u8
+# agreed to 43-65 dB and lost at most 0.01 dB.
+KERNEL_AGREEMENT_DB = 45.0
+KERNEL_WARNING_DB = 40.0
+WEIGHT_FORMATS = ("auto", "s8", "u8")
+
+
+def kernel_agreement_db(int8_onnx: PathLike, x: np.ndarray) -> float:
+    """PSNR (dB, data range 1) between ``int8_onnx`` run with this CPU's fused integer kernels and the same graph
+    run op by op with graph optimisations off (each QDQ pair as float arithmetic: what the quantized model means),
+    at most 99 (agreement to rounding; JSON has no infinity)."""
+    feed = {INPUT: np.ascontiguousarray(x, np.float32)}
+    fused, exact = (onnx_session(int8_onnx, 1, optimize).run([OUTPUT], feed)[0] for optimize in (True, False))
+    mse = float(np.mean((fused.astype(np.float64) - exact) ** 2))
+    return 99.0 if mse <= 10 ** -9.9 else 10 * math.log10(1 / mse)
+
+
 def quantize_int8(onnx_in: PathLike, onnx_out: PathLike,
                   calibration_images: Iterable[Any] | ObserverCalibration, *,
                   crop: int = 128, limit: int = 16, per_channel: bool = True,
-                  op_types: Sequence[str] | None = None) -> QuantResult:
+                  op_types: Sequence[str] | None = None, weights: str = "auto") -> QuantResult:
     """INT8 quantization: static QDQ (MinMax calibration on ``calibration_images``, the model's
-    degraded inputs: files, folders or arrays; or an :class:`ObserverCalibration`; per-channel int8 weights, uint8
+    degraded inputs: files, folders or arrays; or an :class:`ObserverCalibration`; per-channel 8-bit weights, uint8
     activations), falling back to dynamic (weight-only) quantization, with the reason in ``note``, when static fails.
     ``op_types``: quantize only these op types (e.g. ``["Conv"]``); default: all that onnxruntime can.
+    ``weights``: ``s8`` (signed, symmetric: what ``kd-qat`` simulates, the fast path of VNNI CPUs), ``u8``, or
+    ``auto``: s8 unless this CPU's fused kernels compute the s8 model more than :data:`KERNEL_AGREEMENT_DB` away
+    from its exact QDQ arithmetic (:func:`kernel_agreement_db`; saturation on x86 without VNNI), then u8, the
+    reason in ``note``. The file is then made for CPUs like this one; ``u8`` is the choice that holds on any.
     """
+    if weights not in WEIGHT_FORMATS:
+        raise KdrestoreError(f"INT8 weights: one of {', '.join(WEIGHT_FORMATS)} expected, got {weights!r}")
     _require()
     from onnxruntime import quantization as q
 
@@ -260,14 +291,27 @@ def quantize_int8(onnx_in: PathLike, onnx_out: PathLike,
         keep_float = running_sum_nodes(pre)
         if keep_float:
             note += f", {len(keep_float)} running-sum node(s) kept in float"
+        formats = ("s8", "u8") if weights == "auto" else (weights,)
+        fmt, agreement = "", None
         logging.disable(logging.WARNING)  # onnxruntime.quantization logs advice on the root logger
         try:
-            q.quantize_static(str(pre), str(tmp), Reader(), quant_format=q.QuantFormat.QDQ,
-                              per_channel=per_channel, weight_type=q.QuantType.QInt8, op_types_to_quantize=ops,
-                              activation_type=q.QuantType.QUInt8, calibration_providers=["CPUExecutionProvider"],
-                              nodes_to_exclude=keep_float, extra_options=extra)
-            OnnxModel(tmp)(torch.from_numpy(data[0]))
+            for fmt in formats:
+                q.quantize_static(str(pre), str(tmp), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=per_channel,
+                                  weight_type=q.QuantType.QInt8 if fmt == "s8" else q.QuantType.QUInt8,
+                                  op_types_to_quantize=ops, activation_type=q.QuantType.QUInt8,
+                                  calibration_providers=["CPUExecutionProvider"], nodes_to_exclude=keep_float,
+                                  extra_options=extra)
+                OnnxModel(tmp)(torch.from_numpy(data[0]))
+                agreement = kernel_agreement_db(tmp, data[0])
+                if agreement >= KERNEL_AGREEMENT_DB or fmt == formats[-1]:
+                    break
+                note += (f", s8 weights refused (this CPU's fused kernels {agreement:.1f} dB from the exact QDQ "
+                         "arithmetic: u8 x s8 saturation without VNNI)")
+            note += f", {fmt} weights (fused kernels {agreement:.1f} dB from exact)"
+            if agreement < KERNEL_WARNING_DB:
+                note += " WARNING: this CPU's integer kernels do not compute this model faithfully"
         except Exception as exc:
+            fmt, agreement = "", None
             mode, note = "dynamic", f"static quantization failed ({type(exc).__name__}: {str(exc)[:200]})"
             q.quantize_dynamic(str(pre), str(tmp), per_channel=per_channel, weight_type=q.QuantType.QUInt8,
                                op_types_to_quantize=ops, nodes_to_exclude=keep_float)
@@ -276,7 +320,7 @@ def quantize_int8(onnx_in: PathLike, onnx_out: PathLike,
             logging.disable(logging.NOTSET)
         os.chmod(tmp, 0o666 & ~current_umask())  # as a file created by open()
         os.replace(tmp, dest)
-    return QuantResult(dest, mode, note, Path(onnx_in).stat().st_size, dest.stat().st_size)
+    return QuantResult(dest, mode, note, Path(onnx_in).stat().st_size, dest.stat().st_size, fmt, agreement)
 
 
 def int8_psnr_cost(fp32_onnx: PathLike, int8_onnx: PathLike, samples: Iterable[Any],

@@ -42,8 +42,9 @@ def _teacher_label(spec: TeacherSpec) -> str | None:
     return f"x8({label})" if spec.self_ensemble else label
 
 
-def _run_summary(run: Path) -> tuple[RunConfig, dict[str, Any]]:
-    """``(config, training summary)`` of a run directory, from its saved config.yaml (validated)."""
+def run_training_summary(run: Path) -> tuple[RunConfig, dict[str, Any]]:
+    """``(config, training summary)`` of a run directory, from its saved config.yaml (validated); the summary is
+    a model card's ``training`` section without the budget spent."""
     run_dir = RunDir(run)
     if not run_dir.is_run():
         raise KdrestoreError(f"{run} is not a run directory: no config.yaml")
@@ -141,7 +142,7 @@ def package_run(run_dir: str | os.PathLike[str], name: str, tests: list[str], *,
     Returns the card that was written.
     """
     run, dest = RunDir(run_dir), Path(dest) if dest else shipped.PRETRAINED_DIR
-    cfg, summary = _run_summary(run.path)
+    cfg, summary = run_training_summary(run.path)
     ckpt, _ = run.checkpoints.best_or_latest()
     if ckpt is None:
         raise KdrestoreError(f"run directory {run.path} has no checkpoint (checkpoints/latest.json)")

@@ -148,7 +148,8 @@ def _onnx_versions(model: nn.Module, target: ShipTarget, folder: Path, threads: 
     ex.export_onnx(model, fp32, target.channels)
     info: dict[str, Any] = {"parity_max_diff": ex.onnx_parity(model, fp32).max_diff}
     q = ex.quantize_int8(fp32, int8, ex.calibration_for(target.task, target.channels, target.card))
-    info.update(int8_mode=q.mode, int8_note=q.note, bytes_fp32=q.bytes_fp32, bytes_int8=q.bytes_int8)
+    info.update(int8_mode=q.mode, int8_note=q.note, int8_weights=q.weights,
+                int8_kernel_agreement_db=q.kernel_agreement_db, bytes_fp32=q.bytes_fp32, bytes_int8=q.bytes_int8)
     return {"onnx fp32": ex.OnnxModel(fp32, threads), "onnx int8": ex.OnnxModel(int8, threads)}, info
 
 
@@ -246,7 +247,8 @@ def format_ship(result: dict[str, Any]) -> str:
             o = onnx[name]
             note = ""
             if name == "onnx int8":
-                note = f"  ({onnx.get('int8_mode', '')}"
+                weights = onnx.get("int8_weights")
+                note = f"  ({onnx.get('int8_mode', '')}" + (f", {weights} weights" if weights else "")
                 cost = onnx.get("int8_psnr")
                 if cost:
                     note += (f"; PSNR fp32 {cost['fp32_psnr']:.2f} -> int8 {cost['int8_psnr']:.2f} dB "
