@@ -14,7 +14,6 @@ for s8 weights; u8 weights take kernels without that. The format ``kdrestore exp
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -24,14 +23,13 @@ import numpy as np
 
 from kdrestore.data.tasks import eval_dataset
 from kdrestore.deploy import export as ex
-from kdrestore.deploy.loader import shipped_names
 from kdrestore.evaluate.metrics import TASK_CONVENTIONS, psnr
 from kdrestore.evaluate.profile import measure_latencies
 from kdrestore.experiments.ship import ShipTarget, bench_shape, ship_target
 from kdrestore.fsutil import atomic_write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ship import add_timing_options, machine, start_timing  # noqa: E402  (benchmarks/ship.py: shared options)
+from ship import machine, parse_student_args  # noqa: E402  (benchmarks/ship.py: shared options)
 
 
 def cpu_flags() -> list[str]:
@@ -89,12 +87,7 @@ def format_rows(results: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", help="shipped students (default: all shipped)")
-    add_timing_options(parser, int8_images=10)
-    args = parser.parse_args(argv)
-    start_timing(parser, args)
-    names = args.models or shipped_names(args.pretrained_root)
+    args, names = parse_student_args(__doc__ or "", argv)
     results = []
     for name in names:
         result = bench_student(ship_target(name, args.pretrained_root), Path(args.data), args.int8_images,

@@ -69,13 +69,19 @@ def start_timing(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     torch.set_num_threads(args.threads)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_student_args(description: str, argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """``--models`` and the shared timing options parsed, the process set up for timing; returns the arguments and
+    the students to bench (those named, else every shipped one)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", help="shipped students to bench (default: all shipped)")
     add_timing_options(parser, int8_images=10)
     args = parser.parse_args(argv)
     start_timing(parser, args)
-    names = args.models or shipped_names(args.pretrained_root)
+    return args, args.models or shipped_names(args.pretrained_root)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, names = parse_student_args(__doc__ or "", argv)
     if not names:
         print(f"no shipped student in {args.pretrained_root} (folders with card.json)", file=sys.stderr)
         return 1
