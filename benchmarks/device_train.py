@@ -34,9 +34,9 @@ from kdrestore.config import TeacherSpec  # noqa: E402
 from kdrestore.rundir.layout import RunCheckpoints  # noqa: E402
 # student -> (recipe, warm start: a shipped name or None, extra --set; "{peers}" is the job's peers folder)
 STUDENTS: dict[str, tuple[str, str | None, list[str]]] = {
-    # the shipped RepDN 64x14 (grown from 64x12 by identity layers), kd from FFDNet-gray at each crop's sigma as its
+    # the shipped RepDN 64x15 (grown from 64x12 by identity layers), kd from FFDNet-gray at each crop's sigma as its
     # recipe says; then kd-qat (the recipe says how)
-    "denoise-gray-blind": ("configs/denoise/repdn-blind-d14.yaml", "denoise-gray-blind", []),
+    "denoise-gray-blind": ("configs/denoise/repdn-blind-d15.yaml", "denoise-gray-blind", []),
     "denoise-gray-fast": ("configs/ship/denoise-gray-fast.yaml", "denoise-gray-fast", []),
     # the gray sigma-25 RepDN 64x12 (grown from 64x8 by identity layers)
     "denoise-gray-s25": ("configs/denoise/repdn-s25-deep.yaml", "denoise-gray-s25", []),
