@@ -1,12 +1,12 @@
 """INT8 on this CPU: each shipped student's static INT8 ONNX with signed (s8) and unsigned (u8) weights, what the
 quantized graph means against what this CPU's integer kernels compute, and their speed, in one run.
 
-    python benchmarks/int8.py [--models NAME ...] [--images 10] [--threads 1] [--json OUT.json]
+    python benchmarks/int8.py [--models NAME ...] [--int8-images 10] [--threads 1] [--json OUT.json]
 
 For each student (calibrated as the ship bench calibrates it, ``kdrestore.deploy.export.calibration_for``) and each
 weight format: PSNR of the fp32 ONNX model, of the INT8 model run with onnxruntime's fused integer kernels
 ("fused"), and of the same INT8 graph run op by op ("exact": each quantize / dequantize pair as float arithmetic,
-the arithmetic kd-qat simulates), on the first --images images of the ship bench's test set; the kernels' agreement
+the arithmetic kd-qat simulates), on the first --int8-images images of the ship bench's test set; the kernels' agreement
 with the exact arithmetic (``kernel_agreement_db``); and the median time of one call on the ship bench's timing
 input. Without VNNI, x86 u8 x s8 kernels add pairs of products in 16 bits and saturate: "fused" falls below "exact"
 for s8 weights; u8 weights take kernels without that. The format ``kdrestore export --int8`` picks by default
@@ -43,6 +43,7 @@ def cpu_flags() -> list[str]:
 
 
 def mean_psnr(model: Any, samples: list[dict[str, Any]], task: str) -> float:
+    """Mean PSNR of ``model`` (a ``Tensor -> Tensor`` callable) on dataset items, under ``task``'s convention."""
     return float(np.mean([psnr(model(s["input"][None].float()), s["target"][None].float(), TASK_CONVENTIONS[task])
                           for s in samples]))
 
