@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
           + (f"; overrides {args.set}" if args.set else ""))
     print(f"{'model':34} {'PSNR':>7} {'SSIM':>7} {'input':>7} {'ms/img':>7}"
           + (f" {'onnx32':>7} {'int8':>7} {'cost':>6}" if args.int8 else ""))
+    int8_samples = [val[i] for i in range(min(len(val), args.limit or len(val)))] if args.int8 else []
     for spec_text in args.model:
         name, _, weights = spec_text.partition("=")
         spec = resolve(name, weights or None, args.peers, model_args=model_args)
@@ -96,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                      "wall_s": time.perf_counter() - start})
         line = f"{spec_text:34} {res.psnr:>7.3f} {res.ssim:>7.4f} {res.input_psnr:>7.2f} {res.ms_per_image:>7.0f}"
         if args.int8:
-            samples = [val[i] for i in range(min(len(val), args.limit or len(val)))]
-            rows[-1]["int8"] = q = int8_cost(spec, name, cfg.task, samples, conv)
+            rows[-1]["int8"] = q = int8_cost(spec, name, cfg.task, int8_samples, conv)
             line += f" {q['fp32_psnr']:>7.3f} {q['int8_psnr']:>7.3f} {q['cost_db']:>6.3f}"
         print(line)
     if args.json:
