@@ -10,7 +10,8 @@ the arithmetic kd-qat simulates), on the first --int8-images images of the ship 
 with the exact arithmetic (``kernel_agreement_db``); and the median time of one call on the ship bench's timing
 input. Without VNNI, x86 u8 x s8 kernels add pairs of products in 16 bits and saturate: "fused" falls below "exact"
 for s8 weights; u8 weights take kernels without that. The format ``kdrestore export --int8`` picks by default
-(``auto``) is printed for each student.
+(``auto``) is printed for each student, and whether this CPU's kernels saturate
+(``kdrestore.deploy.export.s8_kernels_saturate``).
 """
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def bench_student(target: ShipTarget, data_root: Path, images: int, threads: int
         rows[fmt].update(ms=ms[fmt], x_fp32=ms["fp32"] / ms[fmt])
     return {"name": target.name, "task": target.task, "test_set": target.test_set, "images": len(samples),
             "fp32_psnr": fp32_psnr, "fp32_ms": ms["fp32"], "formats": rows,
-            "auto": "s8" if ex.keeps_s8(rows["s8"]["kernel_agreement_db"]) else "u8",
+            "auto": ex.auto_weight_format(rows["s8"]["kernel_agreement_db"]),
             "timing_input": list(bench_shape(target.channels))}
 
 
@@ -95,11 +96,13 @@ def main(argv: list[str] | None = None) -> int:
                                args.threads, args.repeats, args.warmup)
         results.append(result)
         print(format_rows([result]).splitlines()[-1] if results[:-1] else format_rows([result]), flush=True)
-    info = {**machine(args.threads), "int_dot_product_flags": cpu_flags()}
+    info = {**machine(args.threads), "int_dot_product_flags": cpu_flags(),
+            "u8_s8_kernels_saturate": ex.s8_kernels_saturate()}
     print(f"PSNR (dB) on the first {args.int8_images} images of each ship-bench test set; agree: fused kernels vs "
           f"exact QDQ arithmetic (dB); ms: one call on the ship bench's timing input, median of {args.repeats}")
     print(f"machine: {info['processor']}, {info['cpus']} CPUs, {args.threads} thread(s), onnxruntime "
-          f"{info['onnxruntime']}, integer dot-product flags: {' '.join(info['int_dot_product_flags']) or 'none'}")
+          f"{info['onnxruntime']}, integer dot-product flags: {' '.join(info['int_dot_product_flags']) or 'none'}, "
+          f"u8 x s8 kernels saturate: {'yes' if info['u8_s8_kernels_saturate'] else 'no'}")
     if args.json:
         atomic_write_json(args.json, {"kind": "kdrestore-int8-bench", "machine": info, "images": args.int8_images,
                                       "results": results})

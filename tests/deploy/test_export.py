@@ -122,17 +122,43 @@ def test_int8_weight_formats_and_the_kernel_check(tmp_path, monkeypatch):
     with pytest.raises(KdrestoreError, match="INT8 weights: one of auto, s8, u8"):
         ex.quantize_int8(fp32, tmp_path / "x.onnx", calib, weights="int4")
 
-    # auto: s8 when this CPU computes it faithfully, else u8 with the reason
+    # auto: u8 without trying s8 where this CPU's u8 x s8 kernels saturate
+    monkeypatch.setattr(ex, "s8_kernels_saturate", lambda: True)
+    auto = ex.quantize_int8(fp32, tmp_path / "auto.onnx", calib)
+    assert auto.weights == "u8" and _weight_types(auto.path) == {onnx.TensorProto.UINT8}
+    assert "s8 weights not tried (this CPU's u8 x s8 kernels saturate" in auto.note
+    # elsewhere s8, unless the fused kernels are measured far from the exact arithmetic for this model
+    monkeypatch.setattr(ex, "s8_kernels_saturate", lambda: False)
     measured = iter([30.0, 60.0])
     monkeypatch.setattr(ex, "kernel_agreement_db", lambda path, x: next(measured))
     auto = ex.quantize_int8(fp32, tmp_path / "auto.onnx", calib)
     assert auto.weights == "u8" and _weight_types(auto.path) == {onnx.TensorProto.UINT8}
     assert "s8 weights refused (this CPU's fused kernels 30.0 dB" in auto.note and auto.kernel_agreement_db == 60.0
-    monkeypatch.setattr(ex, "kernel_agreement_db", lambda path, x: 70.0)
+    monkeypatch.setattr(ex, "kernel_agreement_db", lambda path, x: 42.0)  # below 45: kept (VNNI: 42-63 dB, exact)
     assert ex.quantize_int8(fp32, tmp_path / "auto2.onnx", calib).weights == "s8"
     monkeypatch.setattr(ex, "kernel_agreement_db", lambda path, x: 20.0)
     forced = ex.quantize_int8(fp32, tmp_path / "s8b.onnx", calib, weights="s8")
     assert forced.weights == "s8" and "WARNING" in forced.note
+
+
+def test_the_saturation_probe_is_at_full_scale(tmp_path):
+    """The probe only tells saturation if every pair of u8 x s8 products overflows 16 bits: activations quantized
+    to 255 and weights to 127; its exact arithmetic gives the float convolution."""
+    pytest.importorskip("onnxruntime")
+    import onnx
+    from onnx import numpy_helper
+
+    from kdrestore.deploy import export as ex
+
+    int8, x = ex.saturation_probe(tmp_path)
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(int8)).graph.initializer}
+    weights = [v for v in inits.values() if v.dtype == np.int8 and v.ndim == 4]
+    assert len(weights) == 1 and (weights[0] == 127).all()
+    scales = {k: float(v) for k, v in inits.items() if v.ndim == 0 and v.dtype == np.float32 and "input" in k}
+    assert scales and all(abs(x.max() / s - 255) < 1e-3 for s in scales.values())
+    exact = ex.onnx_session(int8, 1, optimize=False).run([ex.OUTPUT], {ex.INPUT: x})[0]
+    assert abs(float(exact[0, 0, 2, 2]) - 16 * 9 * 0.01) < 1e-3  # interior: 144 full-scale products
+    assert isinstance(ex.s8_kernels_saturate(), bool)
 
 
 def test_kernel_agreement_is_high_for_a_graph_that_computes_the_same(tmp_path):

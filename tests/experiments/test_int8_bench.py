@@ -16,7 +16,7 @@ def test_each_weight_format_is_scored_exact_and_fused_and_auto_follows_the_kerne
     pytest.importorskip("onnxruntime")
     import int8  # noqa: E402  (benchmarks/int8.py)
 
-    from kdrestore.deploy.export import KERNEL_AGREEMENT_DB
+    from kdrestore.deploy.export import auto_weight_format
     from kdrestore.experiments.ship import ShipTarget
     from kdrestore.models.registry import build_model
 
@@ -33,6 +33,6 @@ def test_each_weight_format_is_scored_exact_and_fused_and_auto_follows_the_kerne
         assert f"{fmt} weights" in row["note"] and row["ms"] > 0
         assert all(np.isfinite(row[k]) for k in ("fused_psnr", "exact_psnr", "kernel_agreement_db"))
     s8 = result["formats"]["s8"]["kernel_agreement_db"]
-    assert result["auto"] == ("s8" if s8 >= KERNEL_AGREEMENT_DB else "u8")
+    assert result["auto"] == auto_weight_format(s8)
     table = int8.format_rows([result])
     assert table.splitlines()[1].startswith("tiny") and table.splitlines()[1].endswith(result["auto"])

@@ -7,6 +7,7 @@ tracing, so one graph serves every input size; :func:`onnx_parity` proves it at 
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -224,19 +225,68 @@ class ObserverCalibration:
                 f"{b[0]} crops of {b[2]} px, as kd-qat observed its ranges")
 
 
-# s8 weights are kept when this CPU's fused integer kernels agree with the QDQ graph's own arithmetic to at least
-# KERNEL_AGREEMENT_DB (PSNR, data range 1); a model computed below KERNEL_WARNING_DB from it gets a warning. Without
-# VNNI, onnxruntime's x86 u8 x s8 kernels add pairs of products in 16 bits (VPMADDUBSW) and saturate. On a Zen 1
-# CPU (`benchmarks/int8.py`, the shipped students) s8 agreed to 17-44 dB and lost 0.3-4.5 dB of PSNR to it; u8
-# agreed to 43-65 dB and lost at most 0.01 dB.
-KERNEL_AGREEMENT_DB = 45.0
+# Without VNNI, onnxruntime's x86 kernels for uint8 activations x int8 weights add pairs of products in 16 bits
+# (VPMADDUBSW) and saturate (:func:`s8_kernels_saturate` detects it). On a Zen 1 CPU (`benchmarks/int8.py`, the
+# shipped students) s8 weights then lost 0.3-4.5 dB of PSNR; u8 weights lost at most 0.01 dB. On a Zen 4 CPU (VNNI)
+# s8 fused equalled s8 exact for every student, at 42-63 dB of agreement, and ran 1.3-3.7x faster than u8.
+# A model whose fused kernels are measured below KERNEL_WARNING_DB (PSNR, data range 1) from its own QDQ arithmetic
+# gets a warning, and ``auto`` tries u8 weights for it.
 KERNEL_WARNING_DB = 40.0
 WEIGHT_FORMATS = ("auto", "s8", "u8")
 
 
-def keeps_s8(agreement_db: float) -> bool:
-    """Whether ``--int8-weights auto`` keeps s8 weights, given their :func:`kernel_agreement_db`."""
-    return agreement_db >= KERNEL_AGREEMENT_DB
+def saturation_probe(folder: PathLike) -> tuple[Path, np.ndarray]:
+    """The INT8 model and input of :func:`s8_kernels_saturate`, written into ``folder``: one 16-channel 3x3
+    convolution quantized as the export quantizes (static QDQ, per-channel s8 weights, u8 activations), with its
+    activations at 255 and its weights at 127, so that every pair of products (64,770) overflows 16 bits."""
+    onnx, _ = _require()
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime import quantization as q
+
+    channels = 16
+    weight = numpy_helper.from_array(np.full((4, channels, 3, 3), 0.01, np.float32), "weight")
+    graph = helper.make_graph([helper.make_node("Conv", [INPUT, "weight"], [OUTPUT], pads=[1, 1, 1, 1])], "probe",
+                              [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [1, channels, 6, 6])],
+                              [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, [1, 4, 6, 6])], [weight])
+    x = np.ones((1, channels, 6, 6), np.float32)
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{INPUT: x}])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.items, None)
+
+    fp32, int8 = Path(folder) / "probe.onnx", Path(folder) / "probe-int8.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(fp32))
+    logging.disable(logging.WARNING)
+    try:
+        q.quantize_static(str(fp32), str(int8), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
+                          weight_type=q.QuantType.QInt8, activation_type=q.QuantType.QUInt8)
+    finally:
+        logging.disable(logging.NOTSET)
+    return int8, x
+
+
+@functools.lru_cache(maxsize=1)
+def s8_kernels_saturate() -> bool:
+    """Whether this CPU's onnxruntime kernels compute uint8 activations x int8 weights with 16-bit pair sums that
+    saturate (x86 without VNNI: VPMADDUBSW): the :func:`saturation_probe` run with the fused kernels differs from
+    the same graph run op by op. Seen: no on a Zen 4 (AVX-512 VNNI); yes on the same machine under
+    ``qemu-x86_64 -cpu Haswell`` (AVX2), as the shipped models' s8 losses on a Zen 1 said."""
+    with tempfile.TemporaryDirectory(prefix="kdrestore-probe-") as tmp:
+        int8, x = saturation_probe(tmp)
+        fused, exact = (onnx_session(int8, 1, optimize).run([OUTPUT], {INPUT: x})[0] for optimize in (True, False))
+    return bool(np.abs(fused - exact).max() > 1e-3 * np.abs(exact).max())
+
+
+def auto_weight_format(s8_agreement_db: float | None = None) -> str:
+    """The weights ``--int8-weights auto`` gives: u8 where this CPU's u8 x s8 kernels saturate
+    (:func:`s8_kernels_saturate`) or where an s8 model's fused kernels were measured below :data:`KERNEL_WARNING_DB`
+    from its exact arithmetic (``s8_agreement_db``, :func:`kernel_agreement_db`); else s8."""
+    if s8_kernels_saturate() or (s8_agreement_db is not None and s8_agreement_db < KERNEL_WARNING_DB):
+        return "u8"
+    return "s8"
 
 
 def kernel_agreement_db(int8_onnx: PathLike, x: np.ndarray) -> float:
@@ -258,9 +308,9 @@ def quantize_int8(onnx_in: PathLike, onnx_out: PathLike,
     activations), falling back to dynamic (weight-only) quantization, with the reason in ``note``, when static fails.
     ``op_types``: quantize only these op types (e.g. ``["Conv"]``); default: all that onnxruntime can.
     ``weights``: ``s8`` (signed, symmetric: what ``kd-qat`` simulates, the fast path of VNNI CPUs), ``u8``, or
-    ``auto``: s8 unless this CPU's fused kernels compute the s8 model more than :data:`KERNEL_AGREEMENT_DB` away
-    from its exact QDQ arithmetic (:func:`kernel_agreement_db`; saturation on x86 without VNNI), then u8, the
-    reason in ``note``. The file is then made for CPUs like this one; ``u8`` is the choice that holds on any.
+    ``auto``: :func:`auto_weight_format`, s8 unless this CPU's u8 x s8 kernels saturate (x86 without VNNI) or
+    compute the s8 model more than :data:`KERNEL_WARNING_DB` away from its exact QDQ arithmetic
+    (:func:`kernel_agreement_db`), then u8, the reason in ``note``. The file is then made for CPUs like this one; ``u8`` is the choice that holds on any.
     """
     if weights not in WEIGHT_FORMATS:
         raise KdrestoreError(f"INT8 weights: one of {', '.join(WEIGHT_FORMATS)} expected, got {weights!r}")
@@ -296,7 +346,11 @@ def quantize_int8(onnx_in: PathLike, onnx_out: PathLike,
         keep_float = running_sum_nodes(pre)
         if keep_float:
             note += f", {len(keep_float)} running-sum node(s) kept in float"
-        formats = ("s8", "u8") if weights == "auto" else (weights,)
+        formats: tuple[str, ...] = (weights,)
+        if weights == "auto":
+            formats = ("s8", "u8") if auto_weight_format() == "s8" else ("u8",)
+            if formats == ("u8",):
+                note += ", s8 weights not tried (this CPU's u8 x s8 kernels saturate: x86 without VNNI)"
         fmt, agreement = "", None
         logging.disable(logging.WARNING)  # onnxruntime.quantization logs advice on the root logger
         try:
@@ -307,10 +361,9 @@ def quantize_int8(onnx_in: PathLike, onnx_out: PathLike,
                                   calibration_providers=["CPUExecutionProvider"], nodes_to_exclude=keep_float,
                                   extra_options=extra)
                 agreement = kernel_agreement_db(tmp, data[0])  # also the smoke run: raises where the model fails
-                if keeps_s8(agreement) or fmt == formats[-1]:
+                if fmt == formats[-1] or auto_weight_format(agreement) == "s8":
                     break
-                note += (f", s8 weights refused (this CPU's fused kernels {agreement:.1f} dB from the exact QDQ "
-                         "arithmetic: u8 x s8 saturation without VNNI)")
+                note += f", s8 weights refused (this CPU's fused kernels {agreement:.1f} dB from the exact QDQ arithmetic)"
             note += f", {fmt} weights (fused kernels {agreement:.1f} dB from exact)"
             if agreement < KERNEL_WARNING_DB:
                 note += " WARNING: this CPU's integer kernels do not compute this model faithfully"
