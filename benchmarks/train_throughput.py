@@ -4,6 +4,7 @@ pipeline, through the real trainer (teachers and all); or per zoo model on rando
     python benchmarks/train_throughput.py --recipes configs/ship/denoise-gray-fast.yaml \\
         --pipelines per-sample batched --steps 40 [--threads 1] [--device auto] [--set KEY=VALUE ...] \\
         [--baseline-set distill.teacher_precision=fp32 --baseline-set distill.teacher_channels_last=false]
+    python benchmarks/train_throughput.py --recipes R ... --pipelines batched --amps none bf16
     python benchmarks/train_throughput.py --models mdrn dnnet [--batch 16] [--crop 64]
 
 Recipe mode trains each recipe for ``--steps`` steps in a temporary run directory (no validation) and
@@ -88,6 +89,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="recipe mode: repeat the rows, interleaved; medians")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override")
+    parser.add_argument("--amps", nargs="*", default=None, choices=["none", "bf16", "fp16"],
+                        help="recipe mode: one row per pipeline and train.amp (e.g. none bf16)")
     parser.add_argument("--baseline-set", action="append", default=None, metavar="KEY=VALUE",
                         help="overrides of a per-sample baseline row (ratios are taken against it)")
     parser.add_argument("--json", default="benchmarks/results/train_throughput.json")
@@ -106,11 +109,12 @@ def main() -> int:
             print(f"{r['model']:16} {r['params']:>10,} {r['macs'] / 1e6:>13.1f} {r['step_s']:>7.2f} "
                   f"{r['samples_per_s']:>10.1f}")
     else:
-        print(f"{'recipe':38} {'row':10} {'device':7} {'teachers':>8} {'batch':>5} {'samples/s':>10} "
+        print(f"{'recipe':38} {'row':16} {'device':7} {'teachers':>8} {'batch':>5} {'samples/s':>10} "
               f"{'data wait':>9} {'vs first':>8}")
         for recipe in args.recipes or DEFAULT_RECIPES:
             plan = [("baseline", "per-sample", [*args.set, *args.baseline_set])] if args.baseline_set else []
-            plan += [(pipeline, pipeline, args.set) for pipeline in args.pipelines]
+            plan += [(f"{pipeline} {amp}" if amp else pipeline, pipeline, [*args.set, *([f"train.amp={amp}"] if amp else [])])
+                     for pipeline in args.pipelines for amp in (args.amps or [None])]
             runs: dict[str, list[dict]] = {label: [] for label, _, _ in plan}
             for _ in range(args.rounds):  # rows interleaved: a busy machine slows every row alike
                 for label, pipeline, overrides in plan:
@@ -124,7 +128,7 @@ def main() -> int:
                 first = first or r["samples_per_s"]
                 r["ratio_vs_first_row"] = r["samples_per_s"] / first
                 rows.append(r)
-                print(f"{Path(recipe).name:38} {label:10} {r['device']:7} {r['teachers']:>8} {r['batch']:>5} "
+                print(f"{Path(recipe).name:38} {label:16} {r['device']:7} {r['teachers']:>8} {r['batch']:>5} "
                       f"{r['samples_per_s']:>10.1f} {100 * r['data_wait_share']:>8.1f}% "
                       f"{r['ratio_vs_first_row']:>7.2f}x")
     print(f"last {max(args.steps // 2, 1)} of {2 * max(args.steps // 2, 1)} steps, median of {args.rounds} "

@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import pytest
 import torch
@@ -95,6 +96,18 @@ def test_config_and_data_errors_name_the_field(tmp_path):
     cfg = load_config(data={**tiny_config(), "data": {"train": {"kind": "synth", "path": str(empty)}}})
     with pytest.raises(KdrestoreError, match="data.train.path: no images found"):
         Trainer(cfg, tmp_path / "run", progress=False)
+
+
+def test_bf16_on_a_cpu_without_bf16_kernels_warns(tmp_path, monkeypatch):
+    from kdrestore.engine import trainer
+
+    monkeypatch.setattr(trainer, "cpu_has_bf16_kernels", lambda: False)
+    with pytest.warns(RuntimeWarning, match="train.amp: bf16 on a CPU without oneDNN's bf16 kernels"):
+        trainer.Trainer(load_config(data=tiny_config(steps=1, amp="bf16")), tmp_path / "a", progress=False)
+    monkeypatch.setattr(trainer, "cpu_has_bf16_kernels", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        trainer.Trainer(load_config(data=tiny_config(steps=1, amp="bf16")), tmp_path / "b", progress=False)
 
 
 def test_bf16_autocast_and_validation_metrics(tmp_path):
