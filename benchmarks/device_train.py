@@ -40,7 +40,7 @@ STUDENTS: dict[str, tuple[str, str | None, list[str]]] = {
     "denoise-gray-fast": ("configs/ship/denoise-gray-fast.yaml", "denoise-gray-fast", []),
     # the gray sigma-25 RepDN 64x12 (grown from 64x8 by identity layers)
     "denoise-gray-s25": ("configs/denoise/repdn-s25-deep.yaml", "denoise-gray-s25", []),
-    "denoise-color": ("configs/denoise/repdn-rgb-blind-deep.yaml", "denoise-color", []),  # the colour blind 96x10
+    "denoise-color": ("configs/denoise/repdn-rgb-blind-d11.yaml", "denoise-color", []),  # the colour blind 96x11
     # issue 16's NAFNet-tiny students, each continuing its shipped weights on its latest recipe: heavy rain on the
     # real streak layers of the Rain100L pairs the job carries, light rain (the grown NAFNet) on those pairs, with a
     # width-32 candidate from scratch, haze on the NYU scenes the job carries (pack_data.py: how many)

@@ -43,10 +43,10 @@ def test_every_warm_start_is_shipped_and_fits_its_recipe(device_train, tmp_path,
 
 
 def test_a_warm_start_of_another_architecture_is_refused(tmp_path, monkeypatch) -> None:
-    """The check above can fail: the 96 x 10 colour student does not load into the 96 x 8 recipe."""
+    """The check above can fail: the 96 x 11 colour student does not load into the 96 x 8 recipe."""
     monkeypatch.setenv("KDRESTORE_DATA", str(tmp_path))
     model, _ = _recipe_model("configs/denoise/repdn-rgb-blind.yaml", [])
-    with pytest.raises(KdrestoreError, match="10 layers but the model has depth 8"):
+    with pytest.raises(KdrestoreError, match="11 layers but the model has depth 8"):
         init_model(model, "denoise-color", tmp_path, write=False)
 
 
