@@ -113,8 +113,10 @@ def main() -> int:
               f"{'data wait':>9} {'vs first':>8}")
         for recipe in args.recipes or DEFAULT_RECIPES:
             plan = [("baseline", "per-sample", [*args.set, *args.baseline_set])] if args.baseline_set else []
-            plan += [(f"{pipeline} {amp}" if amp else pipeline, pipeline, [*args.set, *([f"train.amp={amp}"] if amp else [])])
-                     for pipeline in args.pipelines for amp in (args.amps or [None])]
+            for pipeline in args.pipelines:
+                for amp in args.amps or [None]:
+                    amp_set = [f"train.amp={amp}"] if amp else []
+                    plan.append((f"{pipeline} {amp}" if amp else pipeline, pipeline, [*args.set, *amp_set]))
             runs: dict[str, list[dict]] = {label: [] for label, _, _ in plan}
             for _ in range(args.rounds):  # rows interleaved: a busy machine slows every row alike
                 for label, pipeline, overrides in plan:

@@ -48,8 +48,8 @@ class TrainingDiverged(KdrestoreError):
 
 def cpu_has_bf16_kernels() -> bool:
     """Whether torch's oneDNN has bf16 kernels for this CPU (AVX-512 cores and newer). Where it has native bf16
-    (AVX-512 BF16, AMX), ``train.amp: bf16`` trained the RepDN-RGB student 1.9x faster than fp32 on one Zen 4
-    thread (``benchmarks/train_throughput.py --amps none bf16``)."""
+    (AVX-512 BF16, AMX), ``train.amp: bf16`` trained the RepDN students 1.7x faster than fp32 on one Zen 4 thread,
+    the NAFNets 1.0-1.1x (``benchmarks/train_throughput.py --amps none bf16``)."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
