@@ -235,6 +235,20 @@ KERNEL_WARNING_DB = 40.0
 WEIGHT_FORMATS = ("auto", "s8", "u8")
 
 
+def _calibration_reader(arrays: Sequence[np.ndarray]) -> Any:
+    """An onnxruntime calibration reader that feeds ``arrays`` (each one model input) once, in order."""
+    from onnxruntime import quantization as q
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{INPUT: a} for a in arrays])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.items, None)
+
+    return Reader()
+
+
 def saturation_probe(folder: PathLike) -> tuple[Path, np.ndarray]:
     """The INT8 model and input of :func:`s8_kernels_saturate`, written into ``folder``: one 16-channel 3x3
     convolution quantized as the export quantizes (static QDQ, per-channel s8 weights, u8 activations), with its
@@ -249,20 +263,12 @@ def saturation_probe(folder: PathLike) -> tuple[Path, np.ndarray]:
                               [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [1, channels, 6, 6])],
                               [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, [1, 4, 6, 6])], [weight])
     x = np.ones((1, channels, 6, 6), np.float32)
-
-    class Reader(q.CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter([{INPUT: x}])
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.items, None)
-
     fp32, int8 = Path(folder) / "probe.onnx", Path(folder) / "probe-int8.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(fp32))
     logging.disable(logging.WARNING)
     try:
-        q.quantize_static(str(fp32), str(int8), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
-                          weight_type=q.QuantType.QInt8, activation_type=q.QuantType.QUInt8)
+        q.quantize_static(str(fp32), str(int8), _calibration_reader([x]), quant_format=q.QuantFormat.QDQ,
+                          per_channel=True, weight_type=q.QuantType.QInt8, activation_type=q.QuantType.QUInt8)
     finally:
         logging.disable(logging.NOTSET)
     return int8, x
@@ -336,13 +342,6 @@ def quantize_int8(onnx_in: PathLike, onnx_out: PathLike,
         data = _calibration_arrays(calibration_images, runner.channels, crop, limit)
         extra, calib_note = {}, f"MinMax calibration on {len(data)} image(s)"
 
-    class Reader(q.CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter([{INPUT: a} for a in data])
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.items, None)
-
     dest = Path(onnx_out)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".quant-", dir=dest.parent) as tmpdir:
@@ -362,7 +361,8 @@ def quantize_int8(onnx_in: PathLike, onnx_out: PathLike,
         logging.disable(logging.WARNING)  # onnxruntime.quantization logs advice on the root logger
         try:
             for fmt in formats:
-                q.quantize_static(str(pre), str(tmp), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=per_channel,
+                q.quantize_static(str(pre), str(tmp), _calibration_reader(data), quant_format=q.QuantFormat.QDQ,
+                                  per_channel=per_channel,
                                   weight_type=q.QuantType.QInt8 if fmt == "s8" else q.QuantType.QUInt8,
                                   op_types_to_quantize=ops, activation_type=q.QuantType.QUInt8,
                                   calibration_providers=["CPUExecutionProvider"], nodes_to_exclude=keep_float,
